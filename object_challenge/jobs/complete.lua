@@ -1,0 +1,21 @@
+-- complete.lua: finish a running job as `completed` or `failed` (final either way).
+-- KEYS[1] job hash
+-- ARGV[1] prefix  ARGV[2] job id  ARGV[3] worker id or '' (anyone may complete)
+-- ARGV[4] 'completed' | 'failed'  ARGV[5] result JSON (kept until MongoDB has it)
+-- returns JSON {"ok": true, attempt, worker} or {"refused": "unknown" | "not_running"
+--   | "not_holder", "state": ..., "worker": ...}
+local id, worker, outcome = ARGV[2], ARGV[3], ARGV[4]
+local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt')
+local state, holder = f[1], f[2] or ''
+if not state then return encode({refused = 'unknown'}) end
+if state ~= 'running' then return encode({refused = 'not_running', state = state}) end
+if worker ~= '' and holder ~= '' and holder ~= worker then
+  return encode({refused = 'not_holder', state = state, worker = holder})
+end
+if holder == '' then holder = worker end
+redis.call('HSET', KEYS[1], 'state', outcome, 'worker', holder, 'lease_until', '',
+           'result', ARGV[5], 'finished_at', now_ms())
+redis.call('ZREM', LEASES, id)
+if holder ~= '' then redis.call('SREM', worker_jobs_key(holder), id) end
+redis.call('SADD', FINISHED, id)
+return encode({ok = true, attempt = tonumber(f[3]), worker = holder})

@@ -1,0 +1,45 @@
+"""Every Redis key of the job queue, built here and only here.
+
+The Lua scripts build per-job keys from the same prefix (``lib.lua``); a test
+asserts both sides agree.
+"""
+from object_challenge.keys import key
+
+SERVICE = "jobs"
+PREFIX = key(SERVICE, "")  # "oc:jobs:" -- ARGV[1] of every script
+
+
+def queue(name):
+    """LIST of job ids; the head (index 0) is handed out next."""
+    return key(SERVICE, "queue", name)
+
+
+def queue_attributes(name):
+    """HASH attribute -> JSON value (``disabled`` -> ``true``/``false``)."""
+    return key(SERVICE, "queue-attrs", name)
+
+
+QUEUES = key(SERVICE, "queues")  # SET of queue names ever used
+LEASES = key(SERVICE, "leases")  # ZSET job id -> lease deadline (ms, Redis clock)
+FINISHED = key(SERVICE, "finished")  # SET of finished job ids not yet recorded in MongoDB
+WORKERS = key(SERVICE, "workers")  # ZSET worker id -> heartbeat expiry (ms)
+
+
+def job(job_id):
+    """HASH of a live job: queue, state, attempt, max_attempts, worker, lease_until, ..."""
+    return key(SERVICE, "job", job_id)
+
+
+def worker_status(worker_id):
+    """STRING: the worker's last heartbeat body (JSON), expires after CLIENT_EXPIRY."""
+    return key(SERVICE, "worker", worker_id)
+
+
+def worker_attributes(worker_id):
+    """HASH attribute -> JSON value; outlives the status so ``disabled`` sticks."""
+    return key(SERVICE, "worker-attrs", worker_id)
+
+
+def worker_jobs(worker_id):
+    """SET of the running job ids whose lease ``worker_id`` holds."""
+    return key(SERVICE, "worker-jobs", worker_id)

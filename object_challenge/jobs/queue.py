@@ -1,0 +1,174 @@
+"""The queue's hot state in Redis: order, leases, attempts.
+
+Every change is one Lua script (``*.lua`` beside this file, ``lib.lua`` prepended),
+so no two callers can interleave a read and a write: two concurrent polls can never
+lease one job, and a lease that expires is requeued exactly once. The scripts keep
+only what the next decision needs; the job documents live in MongoDB (store.py).
+
+A job's life in Redis::
+
+    enqueue -> queued --poll--> running --complete--> completed | failed  (-> MongoDB, hash deleted)
+                 ^                 |
+                 '--lease expired--'  (attempt < max_attempts; else failed)
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from object_challenge.jobs import keys
+
+HERE = Path(__file__).resolve().parent
+EXPIRE_BATCH = 100  # expired leases handled per poll / per scheduler call
+
+
+def _decode(raw):
+    data = json.loads(raw)
+    # cjson renders an empty Lua table as {}; every list field may come back that way
+    for name in ("expired", "released"):
+        if name in data and not data[name]:
+            data[name] = []
+    return data
+
+
+class Scripts:
+    """The Lua scripts, registered once per Redis client (EVALSHA, reloaded on NOSCRIPT)."""
+
+    NAMES = ("enqueue", "poll", "heartbeat", "complete", "requeue", "delete", "clear", "forget_worker")
+
+    def __init__(self, client):
+        lib = (HERE / "lib.lua").read_text()
+        for name in self.NAMES:
+            source = lib + "\n" + (HERE / f"{name}.lua").read_text()
+            setattr(self, name, client.register_script(source))
+
+
+@dataclass
+class Lease:
+    job_id: str
+    attempt: int
+    worker: str
+    lease_until_ms: int
+
+
+class JobQueue:
+    """One Redis client's view of every named queue."""
+
+    def __init__(self, client, lease_seconds, max_attempts, client_expiry):
+        self.redis = client
+        self.lease_ms = int(lease_seconds * 1000)
+        self.max_attempts = int(max_attempts)
+        self.client_expiry = int(client_expiry)
+        self.scripts = Scripts(client)
+
+    # -- queues ----------------------------------------------------------
+    def enqueue(self, job_id, queue, max_attempts=None):
+        """Append a job; returns the queue length (0: the id was taken)."""
+        return self.scripts.enqueue(
+            keys=[keys.queue(queue), keys.job(job_id), keys.QUEUES],
+            args=[keys.PREFIX, job_id, queue, max_attempts or self.max_attempts],
+        )
+
+    def poll(self, queue, worker=""):
+        """Lease the head job of ``queue``: ``(Lease | None, refused | None, expired events)``."""
+        result = _decode(self.scripts.poll(
+            keys=[keys.queue(queue), keys.queue_attributes(queue), keys.worker_attributes(worker or "-")],
+            args=[keys.PREFIX, worker or "", self.lease_ms, EXPIRE_BATCH],
+        ))
+        job = result.get("job")
+        lease = Lease(job["id"], int(job["attempt"]), job["worker"], int(job["lease_until"])) if job else None
+        return lease, result.get("refused"), result["expired"]
+
+    def waiting(self, queue, start=0, stop=-1):
+        """Ids waiting in ``queue``, head first."""
+        return self.redis.lrange(keys.queue(queue), start, stop)
+
+    def length(self, queue):
+        return self.redis.llen(keys.queue(queue))
+
+    def clear(self, queue):
+        """Empty ``queue``; returns the ids that were waiting."""
+        return self.scripts.clear(keys=[keys.queue(queue)], args=[keys.PREFIX])
+
+    def queues(self):
+        return sorted(self.redis.smembers(keys.QUEUES))
+
+    def attributes(self, queue):
+        raw = self.redis.hgetall(keys.queue_attributes(queue))
+        return _attributes(raw)
+
+    def set_attributes(self, queue, changes):
+        if changes:
+            self.redis.hset(keys.queue_attributes(queue),
+                            mapping={k: json.dumps(v) for k, v in changes.items()})
+        return self.attributes(queue)
+
+    # -- one job -----------------------------------------------------------
+    def live(self, job_id):
+        """The job's hash (queue, state, attempt, worker, lease_until, ...) or {}."""
+        return self.redis.hgetall(keys.job(job_id))
+
+    def live_many(self, job_ids):
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(keys.job(job_id))
+        return dict(zip(job_ids, pipe.execute()))
+
+    def complete(self, job_id, worker, failed, result):
+        """Finish a running job; returns the script's answer (see complete.lua)."""
+        return _decode(self.scripts.complete(
+            keys=[keys.job(job_id)],
+            args=[keys.PREFIX, job_id, worker or "", "failed" if failed else "completed",
+                  json.dumps(result)],
+        ))
+
+    def delete(self, job_id):
+        """Forget a job; returns the state Redis had for it, or None."""
+        return self.scripts.delete(keys=[keys.job(job_id)], args=[keys.PREFIX, job_id]) or None
+
+    def requeue_expired(self, limit=EXPIRE_BATCH):
+        """Expired leases back to their queues; returns (events, workers expired)."""
+        result = _decode(self.scripts.requeue(args=[keys.PREFIX, limit]))
+        return result["expired"], result["workers_expired"]
+
+    def finished(self, limit=100):
+        """Ids of finished jobs whose MongoDB record is not written yet."""
+        return self.redis.srandmember(keys.FINISHED, limit)
+
+    def forget_finished(self, job_id):
+        pipe = self.redis.pipeline()
+        pipe.delete(keys.job(job_id))
+        pipe.srem(keys.FINISHED, job_id)
+        pipe.execute()
+
+    # -- workers -----------------------------------------------------------
+    def heartbeat(self, worker, status_json, job_id=""):
+        """Record a heartbeat; returns {"extended": {job id: deadline ms}, "claimed": id?}."""
+        result = _decode(self.scripts.heartbeat(
+            keys=[keys.worker_status(worker), keys.worker_jobs(worker)],
+            args=[keys.PREFIX, worker, status_json, self.client_expiry, self.lease_ms, job_id or ""],
+        ))
+        if not result.get("extended"):
+            result["extended"] = {}
+        return result
+
+    def forget_worker(self, worker):
+        """Delete a worker; its leases end now. Returns (existed, released events)."""
+        result = _decode(self.scripts.forget_worker(
+            keys=[keys.worker_status(worker), keys.worker_attributes(worker), keys.worker_jobs(worker)],
+            args=[keys.PREFIX, worker],
+        ))
+        return result["existed"], result["released"]
+
+    def now_ms(self):
+        seconds, micros = self.redis.time()
+        return seconds * 1000 + micros // 1000
+
+
+def _attributes(raw):
+    attributes = {"disabled": False}
+    for name, value in raw.items():
+        try:
+            attributes[name] = json.loads(value)
+        except ValueError:
+            attributes[name] = value
+    return attributes

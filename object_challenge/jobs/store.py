@@ -1,0 +1,103 @@
+"""Job documents in MongoDB: every job in every state, with its history.
+
+Layout: one collection per state group, named by the seed's settings, so that a
+Sisyphus operator finds jobs where the reference server put them:
+
+    MONGO_JOB_COLL_QUEUED     jobs that are queued or running (state field tells which)
+    MONGO_JOB_COLL_COMPLETED  completed jobs
+    MONGO_JOB_COLL_FAILED     failed jobs
+
+``_id`` is the job id (unique index for free, one-key lookups). Finishing moves a
+document: upsert into the final collection first, then delete from ``queued``, so a
+crash in between leaves it in two places (reads prefer the final one), never in none.
+
+While a job is active its order, lease and attempt live in Redis (queue.py) and this
+document is the record written after each step; readers overlay the live Redis
+state (service.py), so a record that lags by one step is never shown.
+"""
+from datetime import datetime, timezone
+
+from pymongo import ReturnDocument
+
+FINAL_STATES = ("completed", "failed")
+
+
+def utcnow():
+    return datetime.now(timezone.utc).isoformat()
+
+
+def iso_from_ms(ms):
+    if ms in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).isoformat()
+
+
+def public(doc):
+    """The document as the API shows it."""
+    if doc is None:
+        return None
+    doc = dict(doc)
+    doc.pop("_id", None)
+    return doc
+
+
+class JobStore:
+    def __init__(self, database, queued, completed, failed):
+        self.db = database
+        self.queued = database[queued]
+        self.final = {"completed": database[completed], "failed": database[failed]}
+
+    @classmethod
+    def from_config(cls, client, config):
+        return cls(client[config["MONGO_JOB_DB"]], config["MONGO_JOB_COLL_QUEUED"],
+                   config["MONGO_JOB_COLL_COMPLETED"], config["MONGO_JOB_COLL_FAILED"])
+
+    def insert(self, doc):
+        self.queued.insert_one({"_id": doc["job_id"], **doc})
+
+    def get(self, job_id):
+        """The document in whichever collection holds it, or None."""
+        for collection in (*self.final.values(), self.queued):
+            doc = collection.find_one({"_id": job_id})
+            if doc is not None:
+                return doc
+        return None
+
+    def get_active_many(self, job_ids):
+        if not job_ids:
+            return {}
+        return {doc["_id"]: doc for doc in self.queued.find({"_id": {"$in": list(job_ids)}})}
+
+    def record(self, job_id, fields, event):
+        """Update an active job's record and append ``event``; returns it (None if gone)."""
+        return self.queued.find_one_and_update(
+            {"_id": job_id}, {"$set": fields, "$push": {"history": event}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def finish(self, job_id, fields, event):
+        """Move an active job to its final collection (``fields["state"]``); idempotent."""
+        state = fields["state"]
+        doc = self.queued.find_one({"_id": job_id})
+        if doc is None:  # already moved (a retry of the same finish) or deleted
+            return self.final[state].find_one({"_id": job_id})
+        doc.update(fields)
+        doc.setdefault("history", []).append(event)
+        self.final[state].replace_one({"_id": job_id}, doc, upsert=True)
+        self.queued.delete_one({"_id": job_id})
+        return doc
+
+    def delete(self, job_id):
+        """Remove the job from every collection; returns how many documents went."""
+        return sum(c.delete_many({"_id": job_id}).deleted_count
+                   for c in (self.queued, *self.final.values()))
+
+    def delete_active(self, job_ids, chunk=1000):
+        job_ids = list(job_ids)
+        for i in range(0, len(job_ids), chunk):
+            self.queued.delete_many({"_id": {"$in": job_ids[i:i + chunk]}, "state": "queued"})
+
+    def count(self, state):
+        if state in self.final:
+            return self.final[state].count_documents({})
+        return self.queued.count_documents({"state": state})

@@ -1,0 +1,19 @@
+"""Buckets created in the storage upstream. The unique index on name decides races."""
+from datetime import datetime, timezone
+
+from object_challenge.extensions import db
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+class Bucket(db.Document):
+    name = db.StringField(required=True, unique=True, max_length=63)
+    owner = db.IntField(required=True)
+    created = db.DateTimeField(required=True, default=_now)
+
+    meta = {"collection": "buckets", "indexes": ["owner"]}
+
+    def to_json(self):
+        return {"bucket": self.name, "owner": self.owner, "created": self.created.isoformat()}

@@ -1,0 +1,64 @@
+"""The versioned snapshot of tokens and bucket rules that the gateway follows.
+
+Every change to users, tokens, prefixes or grants calls :func:`publish`. It
+rewrites ``oc:gw:tokens`` and ``oc:gw:rules`` and bumps ``oc:gw:version`` in one
+MULTI/EXEC, so the gateway never sees half a change; the gateway polls the
+version every ``SNAPSHOT_POLL_SECONDS`` (0.5 s) and drops its caches when it
+moves. The full rewrite is O(users + grants) per change, which is fine for
+thousands of users; past that, switch to per-key updates with the same version bump.
+"""
+import json
+
+from object_challenge import keys
+from object_challenge.extensions import redis
+from object_challenge.models import Prefix, User, UserPrefix
+
+
+def grants_table():
+    """``[(user_id, prefix, is_allowed), ...]`` from MongoDB, for the admission rule."""
+    prefixes = {p.prefix_id: p.prefix for p in Prefix.objects.only("prefix_id", "prefix")}
+    return [
+        (g.user_id, prefixes[g.prefix_id], g.is_allowed)
+        for g in UserPrefix.objects.only("user_id", "prefix_id", "is_allowed")
+        if g.prefix_id in prefixes
+    ]
+
+
+def build():
+    tokens = {
+        u.token_hash: json.dumps(u.to_identity())
+        for u in User.objects(token_hash__ne=None).only("user_id", "name", "role", "token_hash")
+    }
+    rules = {
+        "prefixes": sorted(p.prefix for p in Prefix.objects.only("prefix")),
+        "grants": [list(g) for g in grants_table()],
+    }
+    return tokens, rules
+
+
+def publish():
+    """Write the snapshot and bump the version; returns the new version."""
+    tokens, rules = build()
+    staging = keys.GW_TOKENS + ":staging"
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(staging)
+    if tokens:
+        pipe.hset(staging, mapping=tokens)
+        pipe.rename(staging, keys.GW_TOKENS)
+    else:
+        pipe.delete(keys.GW_TOKENS)
+    pipe.set(keys.GW_RULES, json.dumps(rules))
+    pipe.incr(keys.GW_VERSION)
+    return pipe.execute()[-1]
+
+
+def current_version():
+    value = redis.get(keys.GW_VERSION)
+    return int(value) if value is not None else None
+
+
+def republish_if_missing():
+    """Scheduler task: after a Redis restart, put the snapshot back."""
+    if redis.exists(keys.GW_VERSION):
+        return None
+    return publish()

@@ -1,0 +1,173 @@
+"""Fixtures: real stores for the whole session, a fresh database per test.
+
+- ``stores``: a mongoeco wire server (memory engine) and a redis-server, on free ports.
+- ``app``: the app with every service, on a fresh Mongo database and a flushed Redis,
+  fixtures loaded and the gateway snapshot published.
+- ``client``, ``runner``, ``redis``: as in Flask's tutorial.
+"""
+import itertools
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from object_challenge.devstores import free_port, start_mongo, start_redis, wait_for_port  # noqa: E402
+
+_db_names = itertools.count(1)
+
+
+class Stores:
+    def __init__(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="oc-test-stores-"))
+        self.mongo_port, self.redis_port = free_port(), free_port()
+        self.mongo_uri = f"mongodb://127.0.0.1:{self.mongo_port}"
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.processes = []
+
+    def start(self):
+        log = open(self.tmp / "stores.log", "ab")
+        self.processes.append(start_mongo(self.mongo_port, None, log))
+        wait_for_port(self.mongo_port, process=self.processes[-1], what="mongoeco")
+        self.processes.append(start_redis(self.redis_port, self.tmp, log))
+        wait_for_port(self.redis_port, process=self.processes[-1], what="redis-server")
+        return self
+
+    def stop(self):
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def stores():
+    stores = Stores().start()
+    yield stores
+    stores.stop()
+
+
+def make_config(stores, **overrides):
+    from object_challenge.config import load
+
+    n = next(_db_names)
+    environ = {
+        "APP_ENV": "testing",
+        "MONGO_URI": f"{stores.mongo_uri}/oc_test_{os.getpid()}_{n}",
+        "REDIS_URL": stores.redis_url,
+        "MONGO_JOB_DB": f"oc_test_jobs_{os.getpid()}_{n}",
+        "MONGO_DATA_DB": f"oc_test_data_{os.getpid()}_{n}",
+    }
+    environ.update({k: str(v) for k, v in overrides.items()})
+    return load("testing", environ)
+
+
+@pytest.fixture
+def config(stores):
+    return make_config(stores)
+
+
+def _forget_connections():
+    """MongoEngine caches the connection and each model's collection; each test has its own db."""
+    from mongoengine import disconnect_all
+
+    from object_challenge.models import ALL_MODELS
+
+    disconnect_all()
+    for model in ALL_MODELS:
+        model._collection = None
+
+
+@pytest.fixture
+def app(config):
+
+    from object_challenge import fixtures, snapshot
+    from object_challenge.app import create_app
+    from object_challenge.extensions import redis
+    from object_challenge.models import ensure_indexes
+
+    _forget_connections()
+    app = create_app(config)
+    with app.app_context():
+        redis.flushdb()
+        ensure_indexes()
+        fixtures.load()
+        snapshot.publish()
+    yield app
+    with app.app_context():
+        from object_challenge.extensions import db
+
+        client = db.get_db().client
+        for name in (config.MONGODB_SETTINGS["host"].rsplit("/", 1)[1], config.MONGO_JOB_DB, config.MONGO_DATA_DB):
+            client.drop_database(name)
+    _forget_connections()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def redis(app):
+    from object_challenge.extensions import redis as proxy
+
+    with app.app_context():
+        yield proxy.client
+
+
+class _FlaskTransport:
+    """A requests transport adapter that hands the call to the app's test client.
+
+    The admission service calls the storage upstream over HTTP; in the Flask-level
+    tests the storage views live in the same app, so the call is served in-process.
+    """
+
+    def __init__(self, app):
+        import requests
+
+        self.app = app
+        self.requests = requests
+
+    def send(self, prepared, **_kwargs):
+        from urllib.parse import urlsplit
+
+        url = urlsplit(prepared.url)
+        answer = self.app.test_client().open(
+            url.path, method=prepared.method, data=prepared.body, headers=dict(prepared.headers),
+            query_string=url.query,
+        )
+        response = self.requests.Response()
+        response.status_code = answer.status_code
+        response._content = answer.get_data()
+        response.headers.update(answer.headers)
+        response.url = prepared.url
+        response.request = prepared
+        return response
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def storage_in_process(request, monkeypatch):
+    """Route the admission service's storage calls into the test app (Flask-level tests only)."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    from object_challenge.buckets import service
+
+    session = service._session
+    monkeypatch.setattr(session, "get_adapter", lambda url: _FlaskTransport(app))
+    yield

@@ -1,0 +1,26 @@
+"""Small helpers every test module may use."""
+import json
+import time
+from pathlib import Path
+
+CASES = Path(__file__).parent / "cases"
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02, message="condition"):
+    """Poll ``predicate`` until it returns a truthy value; that value is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def auth(token):
+    return {"Authorization": f"Token {token}"}
+
+
+def load_cases(name):
+    return json.loads((CASES / name).read_text())
