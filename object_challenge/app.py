@@ -15,7 +15,7 @@ SERVICES = {
     "api": ["object_challenge.buckets.views:bp", "object_challenge.api.views:bp",
             "object_challenge.api.views:internal_bp"],
     "storage": ["object_challenge.buckets.views:storage_bp"],
-    "jobs": [],
+    "jobs": ["object_challenge.jobs.views:bp"],
     "publish": [],
 }
 

@@ -94,7 +94,7 @@ class JobQueue:
 
     def attributes(self, queue):
         raw = self.redis.hgetall(keys.queue_attributes(queue))
-        return _attributes(raw)
+        return decode_attributes(raw)
 
     def set_attributes(self, queue, changes):
         if changes:
@@ -134,7 +134,11 @@ class JobQueue:
         """Ids of finished jobs whose MongoDB record is not written yet."""
         return self.redis.srandmember(keys.FINISHED, limit)
 
+    def unmark_finished(self, job_id):
+        self.redis.srem(keys.FINISHED, job_id)
+
     def forget_finished(self, job_id):
+        """MongoDB has the finished job: drop its hash and its mark."""
         pipe = self.redis.pipeline()
         pipe.delete(keys.job(job_id))
         pipe.srem(keys.FINISHED, job_id)
@@ -164,7 +168,7 @@ class JobQueue:
         return seconds * 1000 + micros // 1000
 
 
-def _attributes(raw):
+def decode_attributes(raw):
     attributes = {"disabled": False}
     for name, value in raw.items():
         try:

@@ -1,0 +1,273 @@
+"""The queue's operations, as the views and the scheduler call them.
+
+Each operation is one atomic step in Redis (queue.py) followed by its record in
+MongoDB (store.py). Reads overlay the live Redis state on the record, so what a
+client reads is always the state Redis decided, even if the record lags a step.
+"""
+import json
+import logging
+import re
+import uuid
+
+from flask import current_app
+
+from object_challenge.errors import BadRequest, Conflict, Locked, NotFound
+from object_challenge.extensions import mongo, redis
+from object_challenge.jobs.queue import JobQueue
+from object_challenge.jobs.store import FINAL_STATES, JobStore, iso_from_ms, public, utcnow
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+WORKER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+    def __init__(self, job_id):
+        super().__init__(f"no job {job_id!r}; check the id (GET /jobs/<id> reads any state)")
+
+
+class NoJobAvailable(NotFound):
+    code = "queue_empty"
+
+
+class QueueDisabled(NotFound):
+    # 404 like an empty queue: the reference worker treats 404 as "nothing to do"
+    code = "queue_disabled"
+
+
+class WorkerDisabled(Locked):
+    code = "worker_disabled"
+
+
+class JobNotRunning(Conflict):
+    code = "job_not_running"
+
+
+class NotLeaseHolder(Conflict):
+    code = "not_lease_holder"
+
+
+def queue_name(value=None):
+    name = value or current_app.config["REDIS_QUEUE_NAME"]
+    if not QUEUE_NAME.match(name):
+        raise BadRequest("queue names are 1-64 characters of letters, digits and _.:-", code="bad_queue")
+    return name
+
+
+def worker_id(value, required=False):
+    if not value:
+        if required:
+            raise BadRequest("a worker id is required", code="bad_worker_id")
+        return ""
+    if not WORKER_ID.match(value):
+        raise BadRequest("worker ids are 1-128 characters of letters, digits and _.:@-", code="bad_worker_id")
+    return value
+
+
+def parse_job(body):
+    """Validate a POST /queue body: ``{"job_title": str, "tasks": [{"module": str, "data": any}]}``."""
+    if not isinstance(body, dict):
+        raise BadRequest('send a JSON object {"job_title": "...", "tasks": [{"module": "...", "data": ...}]}',
+                         code="bad_job")
+    title = body.get("job_title")
+    if not isinstance(title, str) or not title.strip():
+        raise BadRequest("job_title must be a non-empty string", code="bad_job")
+    tasks = body.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise BadRequest("tasks must be a non-empty list of {module, data}", code="bad_job")
+    clean = []
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict) or not isinstance(task.get("module"), str) or not task["module"].strip():
+            raise BadRequest(f"tasks[{i}] needs a module name (a non-empty string)", code="bad_job")
+        clean.append({"module": task["module"], "data": task.get("data", {})})
+    max_attempts = body.get("max_attempts")
+    if max_attempts is not None and (type(max_attempts) is not int or not 1 <= max_attempts <= 100):
+        raise BadRequest("max_attempts must be a whole number from 1 to 100", code="bad_job")
+    return title, clean, max_attempts
+
+
+def overlay(doc, live):
+    """The record with the live Redis state on top (Redis decides while a job is active)."""
+    doc = public(doc)
+    if doc is None or not live or "state" not in live:
+        return doc
+    doc["state"] = live["state"]
+    doc["attempt"] = int(live.get("attempt") or 0)
+    doc["worker_id"] = live.get("worker") or doc.get("worker_id")
+    doc["lease_expires_at"] = iso_from_ms(live.get("lease_until"))
+    return doc
+
+
+class Jobs:
+    def __init__(self, queue, store, config):
+        self.queue = queue
+        self.store = store
+        self.config = config
+
+    # -- queues ------------------------------------------------------------
+    def enqueue(self, body, queue, owner):
+        title, tasks, max_attempts = parse_job(body)
+        job_id = str(uuid.uuid4())
+        now = utcnow()
+        doc = {
+            "job_id": job_id, "job_title": title, "tasks": tasks, "added": now,
+            "queue": queue, "state": "queued", "attempt": 0,
+            "max_attempts": max_attempts or self.queue.max_attempts,
+            "worker_id": None, "lease_expires_at": None,
+            "owner_id": owner.user_id, "owner_name": owner.name,
+            "result": None, "info": None, "finished_at": None,
+            "history": [{"event": "enqueued", "at": now, "queue": queue}],
+        }
+        # the record first: a job Redis hands out always has a document behind it
+        self.store.insert(doc)
+        try:
+            self.queue.enqueue(job_id, queue, doc["max_attempts"])
+        except Exception:
+            self.store.delete(job_id)
+            raise
+        return public(doc)
+
+    def list_queue(self, queue, limit=None):
+        ids = self.queue.waiting(queue, 0, -1 if limit is None else limit - 1)
+        docs = self.store.get_active_many(ids)
+        live = self.queue.live_many(ids)
+        return [overlay(docs[i], live[i]) for i in ids if i in docs]
+
+    def clear(self, queue):
+        ids = self.queue.clear(queue)
+        self.store.delete_active(ids)
+        return len(ids)
+
+    def poll(self, queue, worker):
+        for _ in range(10):
+            lease, refused, expired = self.queue.poll(queue, worker)
+            self.record_expired(expired)
+            if refused == "queue_disabled":
+                raise QueueDisabled(f"queue {queue!r} is disabled; an admin can PATCH /queue {{\"disabled\": false}}")
+            if refused == "worker_disabled":
+                raise WorkerDisabled(f"worker {worker!r} is disabled; an admin can PATCH /workers/{worker}")
+            if lease is None:
+                raise NoJobAvailable(f"no job is waiting in queue {queue!r}")
+            now = utcnow()
+            doc = self.store.record(lease.job_id, {
+                "state": "running", "attempt": lease.attempt, "worker_id": lease.worker or None,
+                "lease_expires_at": iso_from_ms(lease.lease_until_ms), "leased_at": now,
+            }, {"event": "leased", "at": now, "attempt": lease.attempt, "worker_id": lease.worker or None})
+            if doc is not None:
+                doc = public(doc)
+                doc["lease_seconds"] = self.queue.lease_ms / 1000
+                return doc
+            # Redis had a job MongoDB does not (deleted meanwhile): forget it, take the next
+            log.warning("job %s leased but has no record; dropping it", lease.job_id)
+            self.queue.delete(lease.job_id)
+        raise NoJobAvailable(f"no job is waiting in queue {queue!r}")
+
+    # -- one job -------------------------------------------------------------
+    def get(self, job_id):
+        doc = self.store.get(job_id)
+        if doc is None:
+            raise JobNotFound(job_id)
+        if doc.get("state") in FINAL_STATES:
+            return public(doc)
+        return overlay(doc, self.queue.live(job_id))
+
+    def delete(self, job_id):
+        had_live = self.queue.delete(job_id)
+        removed = self.store.delete(job_id)
+        if not had_live and not removed:
+            raise JobNotFound(job_id)
+
+    def complete(self, job_id, worker, body):
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise BadRequest('send a JSON object {"failed": bool, "info": ...}', code="bad_completion")
+        failed = body.get("failed", False)
+        if not isinstance(failed, bool):
+            raise BadRequest("failed must be true or false", code="bad_completion")
+        result = {"failed": failed, "info": body.get("info"), "result": body.get("result"),
+                  "message": body.get("message")}
+        answer = self.queue.complete(job_id, worker, failed, result)
+        refused = answer.get("refused")
+        if refused == "unknown":
+            doc = self.store.get(job_id)
+            if doc is None:
+                raise JobNotFound(job_id)
+            raise JobNotRunning(f"job {job_id} is already {doc.get('state')}", state=doc.get("state"))
+        if refused == "not_running":
+            raise JobNotRunning(f"job {job_id} is {answer['state']}, not running; its lease ended",
+                                state=answer["state"])
+        if refused == "not_holder":
+            raise NotLeaseHolder(f"job {job_id} is leased to worker {answer['worker']!r}, not {worker!r}",
+                                 holder=answer["worker"])
+        return self.sync_finished([job_id])[0]
+
+    # -- records of what Redis decided ------------------------------------------
+    def record_expired(self, events):
+        for event in events:
+            if event["outcome"] == "failed":
+                self.sync_finished([event["id"]])
+                continue
+            now = utcnow()
+            self.store.record(event["id"], {"state": "queued", "worker_id": None, "lease_expires_at": None}, {
+                "event": "requeued", "at": now, "reason": event["reason"],
+                "attempt": event["attempt"], "worker_id": event["worker"] or None,
+            })
+
+    def sync_finished(self, job_ids=None):
+        """Write finished jobs (state decided in Redis) to their final collection."""
+        docs = []
+        for job_id in (self.queue.finished() if job_ids is None else job_ids):
+            live = self.queue.live(job_id)
+            state = live.get("state")
+            if state not in FINAL_STATES:  # deleted meanwhile: nothing to record
+                self.queue.unmark_finished(job_id)
+                continue
+            result = json.loads(live["result"]) if live.get("result") else None
+            reason = live.get("reason")
+            if result is None:
+                result = {"failed": True, "info": None, "result": None, "message": reason}
+            finished_at = iso_from_ms(live.get("finished_at")) or utcnow()
+            fields = {
+                "state": state, "attempt": int(live.get("attempt") or 0),
+                "worker_id": live.get("worker") or None, "lease_expires_at": None,
+                "finished_at": finished_at, "result": result, "info": result.get("info"),
+            }
+            event = {"event": state, "at": finished_at, "attempt": fields["attempt"],
+                     "worker_id": fields["worker_id"]}
+            if reason:
+                event["reason"] = reason
+            doc = self.store.finish(job_id, fields, event)
+            self.queue.forget_finished(job_id)
+            if doc is not None:
+                docs.append(public(doc))
+        return docs
+
+    def tick(self):
+        """The scheduler's periodic step: expired leases, stopped workers, unrecorded finishes."""
+        events, workers_gone = self.queue.requeue_expired()
+        self.record_expired(events)
+        self.sync_finished()
+        return events, workers_gone
+
+
+def jobs():
+    """The app's Jobs service (scripts registered once per app)."""
+    app = current_app._get_current_object()
+    service = app.extensions.get("oc_jobs")
+    if service is None:
+        cfg = app.config
+        queue = JobQueue(redis.client, cfg["JOB_LEASE_SECONDS"], cfg["JOB_MAX_ATTEMPTS"], cfg["CLIENT_EXPIRY"])
+        service = Jobs(queue, JobStore.from_config(mongo.cx, cfg), cfg)
+        app.extensions["oc_jobs"] = service
+    return service
+
+
+def tick():
+    """Scheduler entry (``object_challenge.jobs.service:tick``)."""
+    events, workers_gone = jobs().tick()
+    if events or workers_gone:
+        log.info("jobs tick: %d leases ended, %d workers expired", len(events), workers_gone)

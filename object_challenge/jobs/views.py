@@ -1,0 +1,220 @@
+"""HTTP routes of the job queue, under ``/newapi`` (Sisyphus's routes and shapes).
+
+Roles: a user enqueues and reads their own jobs; a worker polls, heartbeats,
+completes and reads the queue, workers, jobs, data and status; an admin may do
+everything (clear and disable queues, disable and delete workers).
+"""
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import Blueprint, current_app, jsonify, request
+
+from object_challenge import __version__
+from object_challenge.errors import BadRequest, ServiceUnavailable
+from object_challenge.health import check_stores
+from object_challenge.identity import authenticated, current_identity, require_role
+from object_challenge.jobs import data as module_data
+from object_challenge.jobs import workers
+from object_challenge.jobs.service import JobNotFound, jobs, queue_name, worker_id
+
+bp = Blueprint("jobs", __name__, url_prefix="/newapi")
+STARTED = time.time()
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+
+
+def _body(required=True):
+    """The request's JSON body (any JSON value); None when empty and not required."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if required:
+            raise BadRequest("send a JSON body", code="bad_json")
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise BadRequest("the body is not valid JSON", code="bad_json") from None
+
+
+def _queue():
+    return queue_name(request.args.get("queue"))
+
+
+def _visible(doc):
+    """Users see only their own jobs (others' answer 404, as if absent)."""
+    identity = current_identity()
+    if identity.role == "user" and doc.get("owner_id") != identity.user_id:
+        raise JobNotFound(doc["job_id"])
+    return doc
+
+
+# -- queue -------------------------------------------------------------------
+@bp.post("/queue", strict_slashes=False)
+@require_role("user", "worker")
+def enqueue():
+    doc = jobs().enqueue(_body(), _queue(), current_identity())
+    return jsonify(doc), 201
+
+
+@bp.get("/queue", strict_slashes=False)
+@require_role("worker")
+def get_queue():
+    name = _queue()
+    service = jobs()
+    limit = request.args.get("limit", type=int)
+    entries = service.queue.length(name)
+    waiting = service.list_queue(name, limit)
+    return jsonify({"queue": waiting, "entries": entries, "attributes": service.queue.attributes(name),
+                    "name": name})
+
+
+@bp.delete("/queue", strict_slashes=False)
+@require_role("admin")
+def clear_queue():
+    name = _queue()
+    return jsonify({"queue": name, "deleted": jobs().clear(name)})
+
+
+@bp.patch("/queue", strict_slashes=False)
+@require_role("admin")
+def patch_queue():
+    name = _queue()
+    changes = _body()
+    if not isinstance(changes, dict):
+        raise BadRequest('send a JSON object such as {"disabled": true}', code="bad_attributes")
+    if "disabled" in changes and not isinstance(changes["disabled"], bool):
+        raise BadRequest("disabled must be true or false", code="bad_attributes")
+    return jsonify({"queue": name, "attributes": jobs().queue.set_attributes(name, changes)})
+
+
+@bp.get("/queue/poll", strict_slashes=False)
+@require_role("worker")
+def poll():
+    return jsonify(jobs().poll(_queue(), worker_id(request.args.get("worker_id"))))
+
+
+# -- jobs ----------------------------------------------------------------------
+@bp.get("/jobs/<job_id>")
+@authenticated
+def get_job(job_id):
+    return jsonify(_visible(jobs().get(job_id)))
+
+
+@bp.delete("/jobs/<job_id>")
+@require_role("user")
+def delete_job(job_id):
+    service = jobs()
+    _visible(service.get(job_id))
+    service.delete(job_id)
+    return jsonify({"job_id": job_id, "deleted": True})
+
+
+@bp.patch("/jobs/<job_id>/completed")
+@require_role("worker")
+def complete_job(job_id):
+    worker = worker_id(request.args.get("worker_id"))
+    return jsonify(jobs().complete(job_id, worker, _body(required=False)))
+
+
+# -- workers -----------------------------------------------------------------
+@bp.get("/workers", strict_slashes=False)
+@require_role("worker")
+def list_workers():
+    ids = workers.list_ids(jobs().queue)
+    return jsonify({"workers": ids, "count": len(ids)})
+
+
+@bp.get("/workers/<worker>")
+@require_role("worker")
+def get_worker(worker):
+    return jsonify(workers.get(jobs().queue, worker_id(worker, required=True)))
+
+
+@bp.post("/workers/<worker>")
+@require_role("worker")
+def heartbeat(worker):
+    worker = worker_id(worker, required=True)
+    named = request.args.get("job_id", "")
+    return jsonify(workers.heartbeat(jobs(), worker, _body(required=False), named))
+
+
+@bp.patch("/workers/<worker>")
+@require_role("admin")
+def patch_worker(worker):
+    return jsonify(workers.set_attributes(jobs().queue, worker_id(worker, required=True), _body()))
+
+
+@bp.delete("/workers/<worker>")
+@require_role("admin")
+def delete_worker(worker):
+    return jsonify(workers.delete(jobs(), worker_id(worker, required=True)))
+
+
+# -- module data ----------------------------------------------------------------
+@bp.get("/data/<module>/<path:name>")
+@require_role("worker")
+def get_data(module, name):
+    return jsonify(module_data.get(module, name))
+
+
+@bp.post("/data/<module>/<path:name>")
+@require_role("worker")
+def post_data(module, name):
+    created = module_data.put(module, name, _body())
+    return jsonify({"module": module, "name": name, "created": created}), (201 if created else 200)
+
+
+@bp.delete("/data/<module>/<path:name>")
+@require_role("worker")
+def delete_data(module, name):
+    module_data.delete(module, name)
+    return jsonify({"module": module, "name": name, "deleted": True})
+
+
+# -- status ----------------------------------------------------------------------
+def mask_uri(uri):
+    """The URI with any password replaced by ********."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:********@{host}", parts.path, parts.query, parts.fragment))
+
+
+@bp.get("/status/health")
+@authenticated
+def health():
+    problems = check_stores()
+    if problems:
+        raise ServiceUnavailable("unavailable: " + ", ".join(f"{k} ({v})" for k, v in problems.items()),
+                                 code="store_unavailable", stores=problems)
+    return jsonify({"status": "online", "redis": "ok", "mongo": "ok"})
+
+
+SETTINGS = ("CLIENT_EXPIRY", "REDIS_QUEUE_NAME", "MONGO_DATA_DB", "MONGO_DATA_COLL_PREFIX", "MONGO_JOB_DB",
+            "MONGO_JOB_COLL_FAILED", "MONGO_JOB_COLL_COMPLETED", "MONGO_JOB_COLL_QUEUED",
+            "JOB_LEASE_SECONDS", "JOB_MAX_ATTEMPTS")
+
+
+@bp.get("/status/config")
+@authenticated
+def status_config():
+    cfg = current_app.config
+    uptime = int(time.time() - STARTED)
+    return jsonify({
+        "backend": {"MONGO_URI": mask_uri(cfg["MONGO_URI"]), "REDIS_URI": mask_uri(cfg["REDIS_URL"])},
+        "settings": {name: cfg[name] for name in SETTINGS},
+        "version": __version__,
+        "uptime": f"{uptime // 86400}d {uptime % 86400 // 3600:02d}:{uptime % 3600 // 60:02d}:{uptime % 60:02d}",
+        "uptime_seconds": uptime,
+    })
+
+
+# -- docs ------------------------------------------------------------------------
+@bp.get("/docs/openapi.json")
+def openapi():
+    return current_app.response_class(OPENAPI.read_bytes(), mimetype="application/json")

@@ -1,0 +1,78 @@
+"""Workers: heartbeats (which extend leases), status, attributes, deletion.
+
+A worker needs no registration: its first heartbeat creates its status, which
+expires after CLIENT_EXPIRY seconds without another. Attributes (``disabled``)
+outlive the status, so a disabled worker stays disabled across restarts.
+"""
+import json
+
+from object_challenge.errors import BadRequest, NotFound
+from object_challenge.jobs import keys
+from object_challenge.jobs.queue import decode_attributes
+from object_challenge.jobs.store import iso_from_ms, utcnow
+
+
+class WorkerNotFound(NotFound):
+    code = "worker_not_found"
+
+    def __init__(self, worker):
+        super().__init__(f"no worker {worker!r}: it has not sent a heartbeat within CLIENT_EXPIRY")
+
+
+def heartbeat(jobs, worker, body, job_id=""):
+    """Record ``body`` as the worker's status; extend its leases. Returns the answer body."""
+    if body is None:
+        body = {}
+    status = dict(body) if isinstance(body, dict) else {"status": body}
+    named = job_id or status.get("job_id") or ""
+    if not isinstance(named, str):
+        named = str(named)
+    status["worker_id"] = worker
+    status["last_seen"] = utcnow()
+    result = jobs.queue.heartbeat(worker, json.dumps(status), named)
+    claimed = result.get("claimed")
+    if claimed:
+        jobs.store.record(claimed, {"worker_id": worker},
+                          {"event": "claimed", "at": status["last_seen"], "worker_id": worker})
+    return {"worker_id": worker, "leases": {j: iso_from_ms(ms) for j, ms in result["extended"].items()}}
+
+
+def list_ids(queue):
+    redis = queue.redis
+    now = queue.now_ms()
+    redis.zremrangebyscore(keys.WORKERS, "-inf", now)
+    return redis.zrangebyscore(keys.WORKERS, now, "+inf")
+
+
+def get(queue, worker):
+    redis = queue.redis
+    pipe = redis.pipeline(transaction=False)
+    pipe.get(keys.worker_status(worker))
+    pipe.hgetall(keys.worker_attributes(worker))
+    pipe.smembers(keys.worker_jobs(worker))
+    raw, attributes, held = pipe.execute()
+    if raw is None and not attributes:
+        raise WorkerNotFound(worker)
+    status = json.loads(raw) if raw else {"worker_id": worker, "status": "offline"}
+    status["attributes"] = decode_attributes(attributes)
+    status["jobs"] = sorted(held)
+    return status
+
+
+def set_attributes(queue, worker, changes):
+    if not isinstance(changes, dict):
+        raise BadRequest('send a JSON object such as {"disabled": true}', code="bad_attributes")
+    if "disabled" in changes and not isinstance(changes["disabled"], bool):
+        raise BadRequest("disabled must be true or false", code="bad_attributes")
+    if changes:
+        queue.redis.hset(keys.worker_attributes(worker), mapping={k: json.dumps(v) for k, v in changes.items()})
+    return {"worker_id": worker, "attributes": decode_attributes(queue.redis.hgetall(keys.worker_attributes(worker)))}
+
+
+def delete(jobs, worker):
+    """Forget the worker; the jobs it held go back to their queues now."""
+    existed, released = jobs.queue.forget_worker(worker)
+    if not existed and not released:
+        raise WorkerNotFound(worker)
+    jobs.record_expired(released)
+    return {"worker_id": worker, "released": [e["id"] for e in released]}

@@ -1,0 +1,52 @@
+"""Job-queue fixtures: short leases, a live HTTP server for worker processes."""
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config(config):
+    # short leases so that expiry is observable in a test; the scheduler is not running
+    config.JOB_LEASE_SECONDS = 1.0
+    config.JOB_MAX_ATTEMPTS = 3
+    config.CLIENT_EXPIRY = 2
+    return config
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a free port in a thread (worker processes talk HTTP to it)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}/newapi"
+    yield server
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def spawn_worker():
+    """Start ``python -m object_challenge.jobs.worker ...`` processes; all stopped afterwards."""
+    processes = []
+
+    def spawn(url, *args, token="token_worker"):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "object_challenge.jobs.worker", "--url", url, "--token", token,
+             "--poll-interval", "0.05", *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
