@@ -1,0 +1,143 @@
+-- Token -> identity.  L1: a per-worker LRU; L2: the oc_auth shared dict
+-- (positive and negative entries); source: HGET oc:gw:tokens sha256(token).
+-- Cache keys carry the snapshot version, so a new version (revocation,
+-- rotation, new user) is seen as soon as the follower picks it up.
+-- No snapshot, or Redis failing: ask the api service (/_internal/auth).
+local cjson = require "cjson.safe"
+local lrucache = require "resty.lrucache"
+local compat = require "oc.compat"
+local keys = require "oc.keys"
+local settings = require "oc.settings"
+local snapshot = require "oc.snapshot"
+local store = require "oc.store"
+
+local ngx = ngx
+local re_match = ngx.re.match
+local decode_base64 = ngx.decode_base64
+local type = type
+local find = string.find
+
+local _M = {}
+
+local MAX_TOKEN = 256
+local l1 = assert(lrucache.new(10000))
+local l2 = ngx.shared.oc_auth
+
+-- The token in the Authorization header value(s):
+-- token, or nil and "missing" | "malformed".
+function _M.credentials(header)
+    if header == nil then
+        return nil, "missing"
+    end
+    if type(header) ~= "string" then
+        return nil, "malformed" -- the header was sent twice
+    end
+    local m = re_match(header, [[^\s*(\S+)\s+(\S+)\s*$]], "jo")
+    if not m then
+        return nil, (header:find("%S") and "malformed" or "missing")
+    end
+    local scheme, value = m[1]:lower(), m[2]
+    local token
+    if scheme == "token" then
+        token = value
+    elseif scheme == "basic" then
+        local plain = decode_base64(value)
+        if not plain then
+            return nil, "malformed"
+        end
+        -- the token is the user name; the password is ignored (identity.py)
+        token = plain:match("^([^:]*):")
+        if not token then
+            return nil, "malformed"
+        end
+    else
+        return nil, "malformed"
+    end
+    if token == "" or #token > MAX_TOKEN or find(token, "[%s%c]") then
+        return nil, "malformed"
+    end
+    return token
+end
+
+local function normalize(t)
+    if type(t) ~= "table" or t.user_id == nil then
+        return nil
+    end
+    return { user_id = tonumber(t.user_id), name = tostring(t.name or ""),
+             role = tostring(t.role or "user") }
+end
+
+-- Through the api service: identity, false (refused), or nil, err.
+local function ask_api()
+    local res = ngx.location.capture("/_oc/auth", { method = ngx.HTTP_GET })
+    if res.status == 200 then
+        local ident = normalize(cjson.decode(res.body or ""))
+        if ident then
+            return ident
+        end
+        return nil, "api auth answered an unreadable identity"
+    end
+    if res.status == 401 or res.status == 403 then
+        return false
+    end
+    return nil, "api auth answered " .. res.status
+end
+
+local function from_l2(key)
+    local raw = l2:get(key)
+    if raw == nil then
+        return nil
+    end
+    if raw == "" then
+        return false
+    end
+    return normalize(cjson.decode(raw))
+end
+
+local function remember(key, ident, ttl)
+    l1:set(key, ident, ttl)
+    l2:set(key, ident and cjson.encode(ident) or "", ttl)
+end
+
+-- identity, false (unknown token) or nil, err (cannot tell).
+function _M.lookup(token)
+    local conf = settings.get()
+    local version = snapshot.version()
+    local key = keys.token_cache(version or "api", token)
+    local ident = l1:get(key)
+    if ident ~= nil then
+        return ident
+    end
+    ident = from_l2(key)
+    if ident ~= nil then
+        -- entries made through the api service must not outlive their 1 s
+        l1:set(key, ident, version and conf.auth_neg_ttl or conf.auth_fallback_ttl)
+        return ident
+    end
+    local err
+    if version then
+        local raw
+        raw, err = store.call("hget", keys.tokens, compat.sha256_hex(token))
+        if raw == false then
+            remember(key, false, conf.auth_neg_ttl)
+            return false
+        elseif raw then
+            ident = normalize(cjson.decode(raw))
+            if ident then
+                remember(key, ident, conf.auth_ttl)
+                return ident
+            end
+            err = "unreadable identity in " .. keys.tokens
+        end
+        ngx.log(ngx.WARN, "token lookup in redis failed (", err, "); asking the api service")
+        key = keys.token_cache("api", token)
+    end
+    ident, err = ask_api()
+    if ident == nil then
+        return nil, err
+    end
+    remember(key, ident, conf.auth_fallback_ttl)
+    return ident
+end
+
+return _M

@@ -1,0 +1,162 @@
+-- Response cache for GET /newapi/... in the oc_cache shared dict.
+--
+-- Entries are keyed by a purge generation, a scope and the URI with its
+-- query string: scope "p" (public: any caller) or "u<user_id>" (the answer
+-- carried Cache-Control: private or Vary on the caller).  The service's
+-- Cache-Control decides: no-store / no-cache / no max-age -> not stored;
+-- s-maxage or max-age -> TTL (capped).  Purging a path moves its generation
+-- (a millisecond clock in oc_cache_gen), which strands every entry of that
+-- path, for every user and query string, at once; "/newapi" purges all.
+local keys = require "oc.keys"
+local settings = require "oc.settings"
+
+local ngx = ngx
+local find, sub, match = string.find, string.sub, string.match
+local tonumber, concat = tonumber, table.concat
+local floor, max, min = math.floor, math.max, math.min
+
+local _M = {}
+
+local entries = ngx.shared.oc_cache
+local gens = ngx.shared.oc_cache_gen
+local ALL = "/newapi"
+local MAX_TTL = 300
+
+local function norm(path)
+    if #path > 1 and sub(path, -1) == "/" then
+        return sub(path, 1, -2)
+    end
+    return path
+end
+
+local function generation(path)
+    return (gens:get(keys.cache_gen(ALL)) or 0) .. "." .. (gens:get(keys.cache_gen(norm(path))) or 0)
+end
+
+local function uri()
+    local args = ngx.var.args
+    local path = ngx.var.uri
+    if args then
+        return path, path .. "?" .. args
+    end
+    return path, path
+end
+
+local function bump(path)
+    local key = keys.cache_gen(path)
+    local gen = max(floor(ngx.now() * 1000), (gens:get(key) or 0) + 1)
+    gens:set(key, gen, MAX_TTL + 60)
+end
+
+-- Drop the entries of path and of every collection above it
+-- (/newapi/a/b -> /newapi/a/b, /newapi/a, /newapi); "/newapi" drops all.
+function _M.purge(path)
+    path = norm(path)
+    if path == ALL or path == ALL .. "/*" or path == "" then
+        bump(ALL)
+        return true
+    end
+    while #path > #ALL do
+        bump(path)
+        path = match(path, "^(.*)/[^/]*$") or ALL
+    end
+    return true
+end
+
+-- On a cacheable GET: the stored answer if any.  Remembers in ctx what
+-- the header filter needs to store the answer otherwise.
+function _M.lookup(ctx, ident)
+    local path, full = uri()
+    local gen = generation(path)
+    local raw = entries:get(keys.cache_entry(gen, "p", full))
+    if not raw and ident then
+        raw = entries:get(keys.cache_entry(gen, "u" .. ident.user_id, full))
+    end
+    if raw then
+        return raw
+    end
+    ctx.cache = { gen = gen, full = full, ident = ident }
+    return nil
+end
+
+-- Serve a stored answer from the access phase and end the request.
+function _M.serve(raw)
+    local nl = find(raw, "\n", 1, true)
+    local ctype, cc, stored = match(sub(raw, 1, nl - 1), "^(.-)\t(.-)\t(.*)$")
+    local h = ngx.header
+    h["Content-Type"] = ctype
+    h["Cache-Control"] = cc
+    h["Age"] = tostring(max(0, floor(ngx.now() - tonumber(stored))))
+    h["X-Cache-Status"] = "HIT"
+    ngx.status = 200
+    ngx.print(sub(raw, nl + 1))
+    return ngx.exit(200)
+end
+
+local function ttl_of(cc)
+    local ttl = tonumber(match(cc, "s%-maxage=(%d+)") or match(cc, "max%-age=(%d+)"))
+    return ttl and min(ttl, MAX_TTL) or 0
+end
+
+-- Header filter: decide whether this answer is stored, and how.
+function _M.header_filter(ctx)
+    local c = ctx.cache
+    local h = ngx.header
+    h["X-Cache-Status"] = "MISS"
+    if ngx.status ~= 200 or h["Set-Cookie"] then
+        return
+    end
+    local cc = h["Cache-Control"]
+    if type(cc) ~= "string" then
+        return
+    end
+    cc = cc:lower()
+    if find(cc, "no-store", 1, true) or find(cc, "no-cache", 1, true) then
+        return
+    end
+    local ttl = ttl_of(cc)
+    if ttl <= 0 then
+        return
+    end
+    local scope = "p"
+    local vary = h["Vary"]
+    vary = type(vary) == "string" and vary:lower() or ""
+    if find(vary, "*", 1, true) then
+        return
+    end
+    if find(cc, "private", 1, true) or find(vary, "authorization", 1, true)
+        or find(vary, "x-user", 1, true) then
+        if not c.ident then
+            return
+        end
+        scope = "u" .. c.ident.user_id
+    end
+    c.key = keys.cache_entry(c.gen, scope, c.full)
+    c.ttl = ttl
+    c.head = concat({ tostring(h["Content-Type"] or "application/json"), h["Cache-Control"],
+                      tostring(ngx.now()) }, "\t") .. "\n"
+    c.chunks, c.size = {}, 0
+end
+
+-- Body filter: collect the body of an answer being stored.
+function _M.body_filter(ctx)
+    local c = ctx.cache
+    if not c.chunks then
+        return
+    end
+    local chunk = ngx.arg[1]
+    if chunk ~= "" then
+        c.size = c.size + #chunk
+        if c.size > settings.get().cache_max_body then
+            c.chunks = nil
+            return
+        end
+        c.chunks[#c.chunks + 1] = chunk
+    end
+    if ngx.arg[2] then
+        entries:set(c.key, c.head .. concat(c.chunks), c.ttl)
+        c.chunks = nil
+    end
+end
+
+return _M

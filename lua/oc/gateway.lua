@@ -1,0 +1,205 @@
+-- The phase handlers the nginx conf calls (one line each there).
+-- Access order: request id, forged headers out, credentials -> identity,
+-- limits, 401, identity headers in, then the route's own decision
+-- (bucket admission, cache lookup, purge).
+local cjson = require "cjson.safe"
+local auth = require "oc.auth"
+local bucket = require "oc.bucket"
+local cache = require "oc.cache"
+local errors = require "oc.errors"
+local limits = require "oc.limits"
+local request = require "oc.request"
+local settings = require "oc.settings"
+local snapshot = require "oc.snapshot"
+
+local ngx = ngx
+local req = ngx.req
+local pairs, byte, sub, find = pairs, string.byte, string.sub, string.find
+local re_find = ngx.re.find
+
+local _M = {}
+
+function _M.init(json)
+    assert(settings.load(json))
+end
+
+function _M.init_worker()
+    snapshot.start()
+end
+
+-- Only the gateway speaks for the caller: x-user-*, x-consumer-*, x-gateway-*
+-- from the client are removed.
+local function strip_forged(headers)
+    for name in pairs(headers) do
+        if byte(name, 1) == 120 and byte(name, 2) == 45 -- "x-"
+            and (find(name, "^x%-user%-") or find(name, "^x%-consumer%-")
+                 or find(name, "^x%-gateway%-")) then
+            req.clear_header(name)
+        end
+    end
+end
+
+local function identify()
+    request.assign()
+    local headers = req.get_headers(100)
+    strip_forged(headers)
+    local token, why = auth.credentials(headers["authorization"])
+    if not token then
+        return nil, why
+    end
+    local ident, err = auth.lookup(token)
+    if ident == nil then
+        ngx.log(ngx.ERR, "authentication unavailable: ", err)
+        return errors.exit(503, "auth_unavailable",
+            "credentials cannot be checked right now; retry shortly")
+    end
+    return ident or nil, ident == false and "unknown" or nil
+end
+
+local function limit(ident)
+    local conf = settings.get()
+    if not conf.rate_limits then
+        return
+    end
+    local ok, retry, reset, burst
+    if ident then
+        burst = conf.user_burst
+        ok, retry, reset = limits.take("u", ident.user_id, conf.user_rps, burst)
+    else
+        burst = conf.ip_burst
+        ok, retry, reset = limits.take("ip", ngx.var.remote_addr, conf.ip_rps, burst)
+    end
+    if not ok then
+        return errors.exit(429, "too_many_requests",
+            "too many requests; retry after Retry-After seconds", nil,
+            limits.headers(burst, retry, reset))
+    end
+end
+
+local function unauthorized(why)
+    local msg = why == "unknown" and "the token is not valid"
+        or why == "malformed" and "malformed credentials; send Authorization: Token <token>"
+        or "credentials required; send Authorization: Token <token>"
+    return errors.exit(401, "unauthorized", msg, nil,
+        { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })
+end
+
+local function forward_identity(ident)
+    req.set_header("X-Gateway-Secret", settings.get().gateway_secret)
+    if ident then
+        req.set_header("X-User-Id", ident.user_id)
+        req.set_header("X-User-Name", ident.name)
+        req.set_header("X-User-Role", ident.role)
+    end
+end
+
+local function purge(ident, path)
+    if not ident then
+        return unauthorized("missing")
+    end
+    if ident.role ~= "admin" then
+        return errors.exit(403, "forbidden", "purging the cache needs the admin role")
+    end
+    cache.purge(path)
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Cache-Control"] = "no-store"
+    ngx.say(cjson.encode({ purged = path, request_id = request.id() }))
+    return ngx.exit(200)
+end
+
+local NO_CACHE = [[^/newapi/puzzle/.*/(token|move|updates)/?$]]
+
+-- route: "bucket" | "api" | "jobs" | "publish" | "purge"
+function _M.access(route)
+    local method = req.get_method()
+    if route == "bucket" and method ~= "POST" then
+        request.assign()
+        return errors.exit(405, "method_not_allowed", "use POST /bucket", nil, { Allow = "POST" })
+    end
+    local ident, why = identify()
+    limit(ident)
+    -- no credentials: anonymous on /newapi (the service decides), 401 on /bucket
+    if (why and why ~= "missing") or (route == "bucket" and not ident) then
+        return unauthorized(why)
+    end
+    forward_identity(ident)
+    if method == "PURGE" then
+        return purge(ident, ngx.var.uri)
+    end
+    if route == "bucket" then
+        return bucket.access(ident)
+    end
+    if route == "purge" then
+        if method ~= "DELETE" then
+            return errors.exit(405, "method_not_allowed",
+                "use DELETE /newapi/_cache/<path> or PURGE <path>", nil, { Allow = "DELETE" })
+        end
+        local path = sub(ngx.var.uri, #"/newapi/_cache" + 1)
+        if not find(path, "^/newapi") then
+            path = "/newapi" .. path
+        end
+        return purge(ident, path)
+    end
+    if route ~= "jobs" and method == "GET"
+        and not (route == "publish" and re_find(ngx.var.uri, NO_CACHE, "jo")) then
+        local raw = cache.lookup(ngx.ctx, ident)
+        if raw then
+            return cache.serve(raw)
+        end
+        return
+    end
+    if route ~= "jobs" and method ~= "HEAD" and method ~= "OPTIONS" then
+        ngx.ctx.purge = ngx.var.uri -- a write: purged once it has been answered
+    end
+    ngx.header["X-Cache-Status"] = "BYPASS"
+end
+
+function _M.header_filter()
+    local ctx = ngx.ctx
+    if ctx.cache then
+        cache.header_filter(ctx)
+    elseif ctx.purge then
+        cache.purge(ctx.purge)
+    end
+end
+
+function _M.body_filter()
+    local ctx = ngx.ctx
+    if ctx.cache then
+        cache.body_filter(ctx)
+    end
+end
+
+-- GET /newapi/puzzle/<id>/updates/: the SSE stream (oc.stream, owned by
+-- the publish service's engineer) unless ?since= asks for catch-up.
+function _M.updates()
+    if ngx.var.arg_since then
+        return ngx.exec("@publish_plain")
+    end
+    local ok, stream = pcall(require, "oc.stream")
+    if not ok then
+        return ngx.exec("@publish_stream")
+    end
+    return stream.serve()
+end
+
+function _M.index()
+    if req.get_method() ~= "GET" and req.get_method() ~= "HEAD" then
+        return errors.exit(405, "method_not_allowed", "GET / only", nil, { Allow = "GET" })
+    end
+    local conf = settings.get()
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["X-Request-Id"] = request.id()
+    ngx.say(conf.index_json)
+end
+
+-- Anything not routed (internal paths included): 404, or a purge.
+function _M.not_found()
+    if req.get_method() == "PURGE" then
+        return _M.access("purge_any")
+    end
+    request.assign()
+    return errors.exit(404, "not_found", "no such route; see GET / for the index")
+end
+
+return _M

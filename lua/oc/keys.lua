@@ -1,0 +1,27 @@
+-- Every Redis key the gateway reads, and every shared-dict key it writes,
+-- is built here (the Python side: object_challenge/snapshot.py).
+local _M = {}
+
+-- Redis (published by object_challenge/snapshot.py)
+_M.tokens = "oc:gw:tokens"     -- hash: sha256hex(token) -> identity JSON
+_M.rules = "oc:gw:rules"       -- string: {"prefixes": [...], "grants": [...]}
+_M.version = "oc:gw:version"   -- string (INCR), bumped last
+
+-- shared dicts (gateway-local)
+function _M.token_cache(version, token)
+    return "t:" .. version .. ":" .. token
+end
+
+function _M.limit(scope, id)
+    return "l:" .. scope .. ":" .. id
+end
+
+function _M.cache_gen(path)
+    return "g:" .. path
+end
+
+function _M.cache_entry(gen, scope, uri)
+    return "c:" .. gen .. ":" .. scope .. ":" .. uri
+end
+
+return _M

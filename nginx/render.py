@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Render the gateway's nginx conf from nginx/gateway.conf.tmpl.
+
+    python nginx/render.py --flavour debian|openresty --prefix DIR
+
+Settings come from object_challenge/config.py (``load()``, i.e. the
+environment: GATEWAY_HOST, GATEWAY_PORT, API_ADDR, JOBS_ADDR, PUBLISH_ADDR,
+STORAGE_ADDR, REDIS_URL, GATEWAY_SECRET, BODY_LIMIT_BYTES,
+SNAPSHOT_POLL_SECONDS, RATE_LIMITS, RATE_LIMIT_USER_RPS/_BURST,
+RATE_LIMIT_IP_RPS/_BURST).  Writes DIR/conf/nginx.conf, creates DIR/logs and
+DIR/tmp/*, and prints the conf path.  Run it with
+``nginx -p DIR -c DIR/conf/nginx.conf -g 'daemon off;'``.
+"""
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TEMPLATE = HERE / "gateway.conf.tmpl"
+
+FLAVOURS = {
+    "debian": {
+        "load_modules": "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+                        "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
+        "lua_dir": str(ROOT / "lua"),
+        "lua_path_tail": "/usr/share/lua/5.1/?.lua;;",
+        "prefix": str(ROOT / "var" / "gateway"),
+    },
+    "openresty": {
+        "load_modules": "# openresty: the lua module is built in",
+        "lua_dir": "/etc/oc/lua",
+        "lua_path_tail": ";",
+        "prefix": "/usr/local/openresty/nginx",
+    },
+}
+
+PROXY_COMMON = """\
+proxy_http_version 1.1;
+proxy_set_header Connection "";
+proxy_set_header Host $host;
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+proxy_set_header X-Forwarded-Proto $scheme;
+proxy_connect_timeout 1s;
+proxy_send_timeout 30s;
+proxy_read_timeout 30s;"""
+
+
+def load_settings():
+    """object_challenge.config.load(), without importing the whole package."""
+    spec = importlib.util.spec_from_file_location("_oc_config", ROOT / "object_challenge" / "config.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load()
+
+
+def package_version():
+    init = ROOT / "object_challenge" / "__init__.py"
+    if init.exists():
+        for line in init.read_text().splitlines():
+            if line.startswith("__version__"):
+                return line.split("=", 1)[1].strip().strip("\"'")
+    return "0.1.0"
+
+
+def redis_target(url):
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", ""):
+        raise SystemExit(f"render: REDIS_URL={url!r}: the gateway speaks plain redis:// only")
+    db = (parts.path or "/0").lstrip("/") or "0"
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 6379,
+        "db": int(db),
+        "password": unquote(parts.password) if parts.password else None,
+    }
+
+
+def addr(value):
+    return value.split("://", 1)[-1].rstrip("/")
+
+
+def lua_settings(cfg):
+    index = {
+        "name": "object_challenge",
+        "version": package_version(),
+        "links": {
+            "bucket": "/bucket",
+            "api": "/newapi/",
+            "jobs": "/newapi/queue",
+            "puzzles": "/newapi/puzzle/",
+        },
+    }
+    return {
+        "name": "object_challenge",
+        "version": index["version"],
+        "gateway_secret": cfg.GATEWAY_SECRET,
+        "body_limit": cfg.BODY_LIMIT_BYTES,
+        "snapshot_poll": cfg.SNAPSHOT_POLL_SECONDS,
+        "rate_limits": str(cfg.RATE_LIMITS).strip().lower() not in ("off", "0", "false", "no"),
+        "user_rps": cfg.RATE_LIMIT_USER_RPS,
+        "user_burst": cfg.RATE_LIMIT_USER_BURST,
+        "ip_rps": cfg.RATE_LIMIT_IP_RPS,
+        "ip_burst": cfg.RATE_LIMIT_IP_BURST,
+        "redis": redis_target(cfg.REDIS_URL),
+        "index_json": json.dumps(index, separators=(",", ":")),
+    }
+
+
+def indent(text, spaces):
+    pad = " " * spaces
+    return "\n".join(pad + line for line in text.splitlines())
+
+
+def render(flavour, prefix, cfg, lua_dir=None, workers="auto", access_log=None):
+    f = FLAVOURS[flavour]
+    prefix = Path(prefix).resolve() if flavour == "debian" else Path(prefix)
+    settings_json = json.dumps(lua_settings(cfg), separators=(",", ":"))
+    if "]==]" in settings_json:
+        raise SystemExit("render: a setting contains ']==]'; choose another value")
+    values = {
+        "flavour": flavour,
+        "load_modules": f["load_modules"],
+        "workers": str(workers),
+        "prefix": str(prefix),
+        "lua_path": f"{lua_dir or f['lua_dir']}/?.lua;{f['lua_path_tail']}",
+        "body_limit": str(cfg.BODY_LIMIT_BYTES),
+        "access_log": access_log or f"{prefix}/logs/access.log",
+        "access_log_buffer": "" if access_log == "off" else " buffer=64k flush=1s",
+        "settings_json": settings_json,
+        "api_addr": addr(cfg.API_ADDR),
+        "jobs_addr": addr(cfg.JOBS_ADDR),
+        "publish_addr": addr(cfg.PUBLISH_ADDR),
+        "storage_addr": addr(cfg.STORAGE_ADDR),
+        "listen": f"{cfg.GATEWAY_HOST}:{cfg.GATEWAY_PORT}",
+        "proxy_common": indent(PROXY_COMMON, 8),
+    }
+    text = TEMPLATE.read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    if access_log == "off":
+        text = text.replace("access_log off oc_json;", "access_log off;")
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--flavour", choices=sorted(FLAVOURS), default="debian")
+    parser.add_argument("--prefix", help="nginx prefix dir (conf/, logs/, tmp/ inside)")
+    parser.add_argument("--lua-dir", help="where lua/oc lives (default: this repo's lua/ "
+                        "for debian, /etc/oc/lua for openresty)")
+    parser.add_argument("--workers", default="auto")
+    parser.add_argument("--access-log", help="path, or 'off' (benchmarks)")
+    args = parser.parse_args(argv)
+    prefix = Path(args.prefix or FLAVOURS[args.flavour]["prefix"])
+    text = render(args.flavour, prefix, load_settings(), args.lua_dir, args.workers, args.access_log)
+    for sub in ("conf", "logs", "tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    conf = prefix / "conf" / "nginx.conf"
+    conf.write_text(text)
+    print(conf)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
