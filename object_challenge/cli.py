@@ -12,7 +12,9 @@ from object_challenge import accounts, fixtures, snapshot
 from object_challenge.models import ROLES, Prefix, User, UserPrefix, ensure_indexes
 
 # commands that live beside their module ("module:attribute"), added when importable
-MODULE_COMMANDS = ["object_challenge.scheduler:scheduler_command"]
+MODULE_COMMANDS = ["object_challenge.scheduler:scheduler_command", "object_challenge.backup:backup_command",
+                   "object_challenge.backup:restore_command",
+                   "object_challenge.jobs.cli:worker_command", "object_challenge.jobs.cli:jobs_group"]
 
 
 def _fail_on(errors):

@@ -50,3 +50,10 @@ def spawn_worker():
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis(app):
+    # The app's Redis client without holding an app context open: a context held for
+    # the whole test would be shared by every test-client request (and so would `g`).
+    return app.extensions["redis"]

@@ -1,0 +1,78 @@
+"""Task modules a worker runs, by name: ``register_task("name")(func)``.
+
+``func(data, job)`` gets the task's ``data`` and the whole job document; it returns
+a JSON-able result or raises (``TaskFailed`` for an expected failure, with a
+message for the job record). Later issues add their modules to TASK_MODULES (or
+pass ``--tasks module`` to the worker); importing a module registers its tasks.
+"""
+import importlib
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+TASKS = {}
+# imported by every worker at start; a module that does not exist (yet) is skipped
+TASK_MODULES = ["object_challenge.jobs.tasks", "object_challenge.publish.artist"]
+
+
+class TaskFailed(Exception):
+    """The task could not do its work; the job is completed as failed with this message."""
+
+
+class UnknownTask(TaskFailed):
+    pass
+
+
+def register_task(name):
+    def decorator(func):
+        if name in TASKS and TASKS[name] is not func:
+            raise ValueError(f"task {name!r} is already registered by {TASKS[name].__module__}")
+        TASKS[name] = func
+        return func
+
+    return decorator
+
+
+def get_task(name):
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UnknownTask(f"no task module {name!r} on this worker (known: {', '.join(sorted(TASKS))})") from None
+
+
+def load_task_modules(extra=()):
+    """Import the default task modules (missing ones skipped) and ``extra`` (must exist)."""
+    for name in TASK_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise
+            log.debug("task module %s not installed; skipped", name)
+    for name in extra:
+        importlib.import_module(name)
+    return sorted(TASKS)
+
+
+@register_task("echo")
+def echo(data, job):
+    """Return the task data unchanged."""
+    return data
+
+
+@register_task("sleep")
+def sleep(data, job):
+    """Sleep ``data`` seconds (a number, or ``{"seconds": n}``); up to an hour."""
+    seconds = data.get("seconds", 1) if isinstance(data, dict) else data
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
+        raise TaskFailed("sleep needs seconds: a number from 0 to 3600")
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
+@register_task("fail")
+def fail(data, job):
+    """Fail on purpose (tests, drills): ``{"message": "..."}``."""
+    message = data.get("message") if isinstance(data, dict) else None
+    raise TaskFailed(message or "failed on purpose")
