@@ -23,6 +23,11 @@ local MAX_TOKEN = 256
 local l1 = assert(lrucache.new(10000))
 local l2 = ngx.shared.oc_auth
 
+snapshot.on_reset(function()
+    l1:flush_all()
+    l2:flush_all()
+end)
+
 -- The token in the Authorization header value(s):
 -- token, or nil and "missing" | "malformed".
 function _M.credentials(header)

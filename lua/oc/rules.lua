@@ -20,7 +20,7 @@ function _M.compile(doc)
     if type(doc) ~= "table" or type(doc.grants) ~= "table" then
         return nil, "rules: a grants list expected"
     end
-    local set, lengths = {}, {}
+    local set, lengths, seen = {}, {}, {}
     for _, g in ipairs(doc.grants) do
         if type(g) ~= "table" or type(g[2]) ~= "string" then
             return nil, "rules: a grant is not [user_id, prefix, allowed]"
@@ -30,8 +30,8 @@ function _M.compile(doc)
         if not list then
             list = {}
             set[p] = list
-            if not lengths[#p] then
-                lengths[#p] = true
+            if not seen[#p] then
+                seen[#p] = true
                 lengths[#lengths + 1] = #p
             end
         end

@@ -22,6 +22,20 @@ local STALE_AFTER = 2
 local _M = {}
 
 local state = { version = nil, rules = nil, last_ok = 0, down = false }
+local reset_hooks = {}
+
+-- fn() runs when the snapshot goes away or its version goes backwards
+-- (Redis wiped and republished): caches keyed by version must be flushed,
+-- since the old numbers come round again.
+function _M.on_reset(fn)
+    reset_hooks[#reset_hooks + 1] = fn
+end
+
+local function reset()
+    for i = 1, #reset_hooks do
+        reset_hooks[i]()
+    end
+end
 
 function _M.version()
     return state.version
@@ -34,8 +48,9 @@ end
 local function drop(why)
     if state.version then
         log(WARN, "snapshot dropped (", why, "); deciding through the api service")
+        state.version, state.rules = nil, nil
+        reset()
     end
-    state.version, state.rules = nil, nil
 end
 
 local function load(red)
@@ -59,6 +74,10 @@ local function load(red)
     compiled, err = rules.compile(doc)
     if not compiled then
         return nil, err
+    end
+    local old = tonumber(state.version)
+    if old and (tonumber(version) or 0) < old then
+        reset()
     end
     state.version, state.rules = version, compiled
     return true
