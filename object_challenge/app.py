@@ -16,7 +16,7 @@ SERVICES = {
             "object_challenge.api.views:internal_bp"],
     "storage": ["object_challenge.buckets.views:storage_bp"],
     "jobs": ["object_challenge.jobs.views:bp"],
-    "publish": [],
+    "publish": ["object_challenge.publish.views:bp"],
 }
 
 

@@ -14,7 +14,8 @@ from object_challenge.models import ROLES, Prefix, User, UserPrefix, ensure_inde
 # commands that live beside their module ("module:attribute"), added when importable
 MODULE_COMMANDS = ["object_challenge.scheduler:scheduler_command", "object_challenge.backup:backup_command",
                    "object_challenge.backup:restore_command",
-                   "object_challenge.jobs.cli:worker_command", "object_challenge.jobs.cli:jobs_group"]
+                   "object_challenge.jobs.cli:worker_command", "object_challenge.jobs.cli:jobs_group",
+                   "object_challenge.publish.cli:puzzle_group"]
 
 
 def _fail_on(errors):

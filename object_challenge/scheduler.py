@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 TASKS = [
     ("object_challenge.snapshot:republish_if_missing", 1.0),
     ("object_challenge.jobs.service:tick", 0.5),  # expired leases, stopped workers
+    ("object_challenge.publish.flush:flush_due", 1.0),  # live boards -> MongoDB
 ]
 
 

@@ -1,0 +1,73 @@
+"""The ``puzzle_create`` job task (Puzzle Massive's "artist"): generate a puzzle's pieces.
+
+No image is rendered: a piece is a square cell of the solved puzzle, which sits
+centred on the table. Each piece gets its correct position and a scattered start
+position inside the table; piece 0 (top-left) starts in place and immovable.
+Delivery is at-least-once, so the task is idempotent: only a puzzle still
+``generating`` is written.
+"""
+import logging
+import random
+
+from flask import has_app_context
+
+from object_challenge.jobs.tasks import register_task
+from object_challenge.models.puzzle import Piece, Puzzle
+
+log = logging.getLogger(__name__)
+
+
+class PuzzleMissing(Exception):
+    """The job names a puzzle that does not exist (deleted meanwhile)."""
+
+
+def layout(rows, cols, table_width, table_height, size, rng=None):
+    """The pieces of a new puzzle, row-major from 0."""
+    rng = rng or random.Random()
+    ox, oy = (table_width - cols * size) // 2, (table_height - rows * size) // 2
+    pieces = []
+    for n in range(rows * cols):
+        cx, cy = ox + (n % cols) * size, oy + (n // cols) * size
+        if n == 0:
+            x, y, immovable = cx, cy, True
+        else:
+            x, y, immovable = rng.randint(0, table_width - size), rng.randint(0, table_height - size), False
+        pieces.append(Piece(id=n, x=x, y=y, r=0, group=n, immovable=immovable, cx=cx, cy=cy))
+    return pieces
+
+
+def create_pieces(puzzle_id, seed=None):
+    """Generate and store the pieces, mark the puzzle active and load it into Redis."""
+    from object_challenge.publish.flush import reload
+
+    puzzle = Puzzle.objects(puzzle_id=puzzle_id).first()
+    if puzzle is None:
+        raise PuzzleMissing(f"no puzzle {puzzle_id}")
+    if puzzle.status == "generating":
+        pieces = layout(puzzle.rows, puzzle.cols, puzzle.table_width, puzzle.table_height,
+                        puzzle.piece_width, random.Random(seed))
+        Puzzle.objects(puzzle_id=puzzle_id, status="generating").update_one(
+            set__pieces=pieces, set__status="active", set__seq=0)
+        puzzle.reload()
+    reload(puzzle)
+    log.info("puzzle %s: %d pieces, status %s", puzzle_id, len(puzzle.pieces), puzzle.status)
+    return {"puzzle_id": puzzle_id, "pieces": len(puzzle.pieces), "status": puzzle.status}
+
+
+_standalone_app = None
+
+
+@register_task("puzzle_create")
+def puzzle_create(data, job=None):
+    """The job task: ``{"module": "puzzle_create", "data": {"puzzle_id": N}}``."""
+    global _standalone_app
+    if not isinstance(data, dict) or type(data.get("puzzle_id")) is not int:
+        raise ValueError('puzzle_create needs data {"puzzle_id": <int>}')
+    if has_app_context():  # `manage.py worker` runs tasks inside the app
+        return create_pieces(data["puzzle_id"], data.get("seed"))
+    if _standalone_app is None:  # a bare worker process: stores from the environment
+        from object_challenge.app import create_app
+
+        _standalone_app = create_app(services=["publish"])
+    with _standalone_app.app_context():
+        return create_pieces(data["puzzle_id"], data.get("seed"))

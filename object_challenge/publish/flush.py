@@ -1,0 +1,115 @@
+"""Redis -> MongoDB write-back of live boards, and MongoDB -> Redis reload.
+
+A move marks its puzzle dirty (``oc:pub:dirty``, score = ms of the first move
+not yet written back). The scheduler runs :func:`flush_due` every second and
+writes back a dirty puzzle when
+
+- it is complete (the move view also writes it back at once),
+- it went idle (no move for IDLE_SECONDS), or
+- it has been dirty for PUZZLE_FLUSH_SECONDS (a busy puzzle).
+
+So a Redis crash loses at most the moves of the last PUZZLE_FLUSH_SECONDS plus
+one scheduler pass (default 10 s + 1 s; docs/publish.md). The snapshot is read
+in one MULTI together with clearing the dirty mark, so a move that lands after
+it marks the puzzle again; the MongoDB write is conditional on the sequence
+number, so an older snapshot never overwrites a newer one (two schedulers are
+harmless).
+"""
+import logging
+from datetime import datetime, timezone
+
+from flask import current_app
+
+from object_challenge.extensions import redis
+from object_challenge.models.puzzle import Puzzle
+from object_challenge.publish import keys
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 2.0
+BATCH = 100  # puzzles looked at per pass
+
+
+def _now_ms():
+    seconds, micros = redis.time()
+    return seconds * 1000 + micros // 1000
+
+
+def flush_puzzle(puzzle_id):
+    """Write the live board of ``puzzle_id`` to MongoDB; returns the seq written (None: not in Redis)."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.hgetall(keys.meta(puzzle_id))
+    pipe.hgetall(keys.pieces(puzzle_id))
+    pipe.zscore(keys.DIRTY, puzzle_id)
+    pipe.zrem(keys.DIRTY, puzzle_id)
+    meta, raw, dirty_since, _ = pipe.execute()
+    if not meta:
+        return None
+    try:
+        cols, pw, ph = int(meta["cols"]), int(meta["piece_width"]), int(meta["piece_height"])
+        ox, oy, seq = int(meta["ox"]), int(meta["oy"]), int(meta["seq"])
+        pieces = []
+        for pid in sorted(raw, key=int):
+            n = int(pid)
+            x, y, r, g, i = raw[pid].split(",")
+            pieces.append({"id": n, "x": int(x), "y": int(y), "r": int(r), "group": int(g),
+                           "immovable": i == "1", "cx": ox + (n % cols) * pw, "cy": oy + (n // cols) * ph})
+        Puzzle._get_collection().update_one(
+            {"puzzle_id": int(puzzle_id), "seq": {"$lte": seq}},
+            {"$set": {"pieces": pieces, "seq": seq, "status": meta["status"],
+                      "flushed": datetime.now(timezone.utc)}},
+        )
+    except Exception:
+        if dirty_since is not None:  # try again on the next pass
+            redis.zadd(keys.DIRTY, {puzzle_id: dirty_since}, nx=True)
+        raise
+    return seq
+
+
+def flush_due():
+    """Scheduler task: write back the puzzles that are complete, idle, or dirty for too long."""
+    now = _now_ms()
+    busy_ms = current_app.config["PUZZLE_FLUSH_SECONDS"] * 1000
+    flushed = 0
+    for puzzle_id, dirty_since in redis.zrange(keys.DIRTY, 0, BATCH - 1, withscores=True):
+        status, last_move = redis.hmget(keys.meta(puzzle_id), "status", "last_move")
+        idle = last_move is None or now - int(last_move) >= IDLE_SECONDS * 1000
+        if status == "complete" or idle or now - dirty_since >= busy_ms:
+            try:
+                flush_puzzle(puzzle_id)
+                flushed += 1
+            except Exception:
+                log.exception("write-back of puzzle %s failed; retrying next pass", puzzle_id)
+    return flushed
+
+
+def flush_all():
+    """Write back every dirty puzzle now (operators, shutdown)."""
+    count = 0
+    while True:
+        ids = redis.zrange(keys.DIRTY, 0, BATCH - 1)
+        if not ids:
+            return count
+        for puzzle_id in ids:
+            flush_puzzle(puzzle_id)
+            count += 1
+
+
+def reload(puzzle):
+    """Put a puzzle from MongoDB back into Redis (after a Redis loss); False if it was there."""
+    from object_challenge.publish.service import board
+
+    loaded = board().load(puzzle)
+    if loaded:
+        log.warning("puzzle %s reloaded into Redis from MongoDB at seq %s", puzzle.puzzle_id, puzzle.seq)
+    return loaded
+
+
+def reload_missing():
+    """Reload every active puzzle that Redis has lost; returns how many were reloaded."""
+    count = 0
+    for puzzle in Puzzle.objects(status__in=["active", "complete"]).only("puzzle_id"):
+        if not redis.exists(keys.meta(puzzle.puzzle_id)):
+            full = Puzzle.objects(puzzle_id=puzzle.puzzle_id).first()
+            count += bool(full and reload(full))
+    return count

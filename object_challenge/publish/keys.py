@@ -1,0 +1,56 @@
+"""Every Redis key of the publish service (the gateway's twin: lua/oc/keys.lua ``puzzle_channel``).
+
+All of one puzzle's keys share the ``oc:pub:puzzle:<id>`` stem.
+"""
+from object_challenge.keys import key
+
+SERVICE = "pub"
+
+# ZSET puzzle id -> ms of the first move not yet written back to MongoDB
+DIRTY = key(SERVICE, "dirty")
+
+
+def meta(puzzle_id):
+    """HASH: rows, cols, table_width, table_height, piece_width, piece_height, ox, oy,
+    count, immovable (count of), status, seq, last_move (ms)."""
+    return key(SERVICE, "puzzle", puzzle_id)
+
+
+def pieces(puzzle_id):
+    """HASH piece id -> "x,y,r,group,immovable" (immovable 0/1)."""
+    return key(SERVICE, "puzzle", puzzle_id, "pieces")
+
+
+def groups(puzzle_id):
+    """HASH group id -> "id,id,..." members; only groups of two or more pieces."""
+    return key(SERVICE, "puzzle", puzzle_id, "groups")
+
+
+def updates(puzzle_id):
+    """LIST of the last UPDATES_RETAINED updates (JSON), oldest first."""
+    return key(SERVICE, "puzzle", puzzle_id, "updates")
+
+
+def channel(puzzle_id):
+    """Pub/sub channel: one JSON message per applied move (what the SSE stream relays)."""
+    return key(SERVICE, "puzzle", puzzle_id, "channel")
+
+
+def lock(puzzle_id, piece):
+    """STRING "<player>|<mark>" with PX = PIECE_LOCK_SECONDS: who may ask for the piece."""
+    return key(SERVICE, "puzzle", puzzle_id, "lock", piece)
+
+
+def token(puzzle_id, piece):
+    """STRING "<token>|<player>" with PX = MOVE_TOKEN_SECONDS: the one valid move token."""
+    return key(SERVICE, "puzzle", puzzle_id, "token", piece)
+
+
+def rate(puzzle_id, player):
+    """STRING counter of accepted moves in the current window (PX = the window)."""
+    return key(SERVICE, "puzzle", puzzle_id, "rate", player)
+
+
+def ban(puzzle_id, player):
+    """STRING "1" with PX = MOVE_BAN_SECONDS: the player may not move on this puzzle."""
+    return key(SERVICE, "puzzle", puzzle_id, "ban", player)
