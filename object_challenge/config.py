@@ -94,6 +94,9 @@ def settings_from_env(environ=None):
         "MONGO_JOB_COLL_QUEUED": _env("MONGO_JOB_COLL_QUEUED", "queued", e),
         "JOB_LEASE_SECONDS": _float("JOB_LEASE_SECONDS", 60, e),
         "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 3, e),
+        # the worker processes' own token (a user with the worker role); none in production
+        # means `manage.py worker` needs --token
+        "WORKER_TOKEN": _env("WORKER_TOKEN", None, e),
         # publish (Puzzle Massive's defaults)
         "PIECE_LOCK_SECONDS": _float("PIECE_LOCK_SECONDS", 5, e),
         "MOVE_TOKEN_SECONDS": _float("MOVE_TOKEN_SECONDS", 300, e),

@@ -10,6 +10,11 @@ def __getattr__(name):
         raise AttributeError(name)
     app = create_app(services=[name])
     with app.app_context():
+        if app.config["NAME"] == "production":
+            # fail closed: no database to check against means no start either
+            from object_challenge.production import refuse_unsafe_start
+
+            refuse_unsafe_start()
         try:
             ensure_indexes()
             if name == "api":
