@@ -38,7 +38,7 @@ def layout(rows, cols, table_width, table_height, size, rng=None):
 
 def create_pieces(puzzle_id, seed=None):
     """Generate and store the pieces, mark the puzzle active and load it into Redis."""
-    from object_challenge.publish.flush import reload
+    from object_challenge.publish.service import board
 
     puzzle = Puzzle.objects(puzzle_id=puzzle_id).first()
     if puzzle is None:
@@ -49,7 +49,8 @@ def create_pieces(puzzle_id, seed=None):
         Puzzle.objects(puzzle_id=puzzle_id, status="generating").update_one(
             set__pieces=pieces, set__status="active", set__seq=0)
         puzzle.reload()
-    reload(puzzle)
+    if puzzle.status != "generating":
+        board().load(puzzle)
     log.info("puzzle %s: %d pieces, status %s", puzzle_id, len(puzzle.pieces), puzzle.status)
     return {"puzzle_id": puzzle_id, "pieces": len(puzzle.pieces), "status": puzzle.status}
 
