@@ -56,7 +56,10 @@ ROLES = ("main", "jobs", "data")  # the app's databases, by what they hold
 REDIS_MATCH = "oc:*"
 REDIS_DERIVED = "oc:gw:"  # the gateway snapshot: rebuilt from MongoDB, never restored
 BATCH = 1000
+# documents keep their exact BSON types (int32 vs int64 vs double, dates); the
+# header, footer and Redis lines are written relaxed, so that they read as plain JSON
 JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS.with_options(tz_aware=True)
+PLAIN_OPTIONS = json_util.RELAXED_JSON_OPTIONS.with_options(tz_aware=True)
 
 
 class BackupError(Exception):
@@ -119,15 +122,15 @@ def _snapshot_session(client, probe):
 
 # -- file handling -------------------------------------------------------------
 
-def _open(path, mode):
+def _open(path, mode, compressed=None):
     path = str(path)
-    if path.endswith(".gz"):
+    if compressed if compressed is not None else path.endswith(".gz"):
         return gzip.open(path, mode + "t", encoding="utf-8")
     return open(path, mode, encoding="utf-8")
 
 
-def _line(value):
-    return json_util.dumps(value, json_options=JSON_OPTIONS) + "\n"
+def _line(value, exact=False):
+    return json_util.dumps(value, json_options=JSON_OPTIONS if exact else PLAIN_OPTIONS) + "\n"
 
 
 def _plain(value):
@@ -234,10 +237,10 @@ def backup(path, progress=True, include_redis=True):
     client = databases["main"].client
     plan = [(role, name) for role, database in databases.items() for name in _collections(database)]
     probe = databases[plan[0][0]][plan[0][1]] if plan else None
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name("." + path.name + ".partial")  # renamed when complete
     documents = redis_keys = 0
     try:
-        with _snapshot_session(client, probe) as session, _open(partial, "w") as out:
+        with _snapshot_session(client, probe) as session, _open(partial, "w", compressed=path.name.endswith(".gz")) as out:
             collections = []
             for role, name in plan:
                 collection = databases[role][name]
@@ -257,7 +260,7 @@ def backup(path, progress=True, include_redis=True):
                       disable=not progress, dynamic_ncols=True) as bar:
                 for role, name in plan:
                     for doc in databases[role][name].find({}, session=session, sort=[("_id", 1)]):
-                        out.write(_line({"c": [role, name], "d": doc}))
+                        out.write(_line({"c": [role, name], "d": doc}, exact=True))
                         documents += 1
                         bar.update()
                 for key in keys:
