@@ -1,7 +1,11 @@
 """Publish fixtures: puzzles generated in-process (the artist run directly, no worker)."""
+from pathlib import Path
+
 import pytest
 
 from helpers import auth
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -69,3 +73,49 @@ class Player:
 @pytest.fixture
 def player(client):
     return lambda token, puzzle_id: Player(client, token, puzzle_id)
+
+
+# -- through the gateway -------------------------------------------------------
+# The whole stack (tests/gateway/conftest.py). Imported here, this is a second
+# session stack while the fixture lives under tests/gateway/; once it moves to
+# tests/conftest.py this import goes away and both suites share one stack.
+from gateway.conftest import stack  # noqa: E402,F401
+
+CREATE_USERS = """
+import sys
+from object_challenge.app import create_app
+from object_challenge import accounts
+from object_challenge.models import User
+app = create_app()
+with app.app_context():
+    for name in sys.argv[1:]:
+        if not User.objects(name=name).first():
+            accounts.add_user(name, "user", "tok_" + name)
+"""
+
+
+@pytest.fixture(scope="session")
+def players(stack):
+    """``players(n)`` -> n tokens of distinct users on the stack (made once, in one process)."""
+    import subprocess
+    import sys
+
+    import requests
+
+    from helpers import wait_until
+
+    made = []
+
+    def make(n):
+        names = [f"player{i:03d}" for i in range(n)]
+        missing = [name for name in names if name not in made]
+        if missing:
+            subprocess.run([sys.executable, "-c", CREATE_USERS, *missing], cwd=ROOT, env=stack.env,
+                           check=True, capture_output=True, timeout=120)
+            made.extend(missing)
+            last = "tok_" + missing[-1]
+            wait_until(lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth(last),
+                                            timeout=5).status_code == 200, timeout=10, message="new tokens at the edge")
+        return ["tok_" + name for name in names]
+
+    return make

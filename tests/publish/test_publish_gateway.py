@@ -1,0 +1,248 @@
+"""The publish contract through the real gateway: the whole stack as `make run` starts it."""
+import http.client
+import json
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import pytest
+import redis as redis_lib
+import requests
+
+from helpers import auth, wait_until
+
+
+def create(stack, rows, cols, width=1000, height=800):
+    answer = requests.post(f"{stack.url}/newapi/puzzle/", headers=auth("token_admin"), timeout=10,
+                           json={"rows": rows, "cols": cols, "table_width": width, "table_height": height})
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert set(body) >= {"puzzle_id", "job_id"}
+    puzzle_id = body["puzzle_id"]
+
+    def active():
+        state = requests.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/", headers=auth("token_1"), timeout=5).json()
+        return state if state["status"] == "active" else None
+
+    wait_until(active, timeout=20, interval=0.1, message="the worker to generate the pieces")
+    return puzzle_id
+
+
+class Client:
+    """One player's session through the gateway (keep-alive connections)."""
+
+    def __init__(self, stack, token, puzzle_id):
+        self.base = f"{stack.url}/newapi/puzzle/{puzzle_id}"
+        self.session = requests.Session()
+        self.session.headers.update(auth(token))
+
+    def token(self, piece, mark=None):
+        return self.session.get(f"{self.base}/piece/{piece}/token/", params={"mark": mark} if mark else None,
+                                timeout=10)
+
+    def move(self, piece, token, x, y, r=0):
+        return self.session.patch(f"{self.base}/piece/{piece}/move/", json={"token": token, "x": x, "y": y, "r": r},
+                                  timeout=10)
+
+    def take_and_move(self, piece, x, y):
+        grant = self.token(piece)
+        assert grant.status_code == 200, grant.text
+        return self.move(piece, grant.json()["token"], x, y)
+
+    def state(self):
+        return self.session.get(f"{self.base}/", timeout=10).json()
+
+    def solution(self):
+        answer = self.session.get(f"{self.base}/solution/", headers=auth("token_admin"), timeout=10)
+        assert answer.status_code == 200, answer.text
+        return {p["id"]: p for p in answer.json()["pieces"]}
+
+
+class Stream:
+    """An SSE connection: ``open`` returns once the headers are in."""
+
+    def __init__(self, stack, puzzle_id, token="token_1"):
+        host, port = stack.url.split("//")[1].split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        self.conn.request("GET", f"/newapi/puzzle/{puzzle_id}/updates/", headers=auth(token))
+        self.response = self.conn.getresponse()
+
+    def event(self):
+        """The next ``data:`` payload (comments skipped)."""
+        while True:
+            line = self.response.readline()
+            if not line:
+                raise EOFError("stream closed")
+            if line.startswith(b"data: "):
+                return json.loads(line[6:])
+
+    def first_line(self):
+        return self.response.readline()
+
+    def close(self):
+        self.conn.close()
+
+
+def test_the_stream_starts_with_ok_after_its_headers(stack):
+    puzzle_id = create(stack, 2, 3)
+    stream = Stream(stack, puzzle_id)
+    try:
+        assert stream.response.status == 200
+        assert stream.response.getheader("Content-Type") == "text/event-stream"
+        assert stream.first_line() == b": ok\n"
+    finally:
+        stream.close()
+
+
+def test_a_client_with_its_headers_misses_no_move(stack):
+    puzzle_id = create(stack, 2, 3)
+    player = Client(stack, "token_1", puzzle_id)
+    for attempt in range(5):
+        stream = Stream(stack, puzzle_id)
+        try:
+            answer = player.take_and_move(1 + attempt % 5, 10 * attempt, 20)  # right after the headers
+            assert answer.status_code == 204
+            event = stream.event()
+            assert event["seq"] == int(answer.headers["X-Puzzle-Seq"])
+            assert [p["id"] for p in event["pieces"]] == [1 + attempt % 5]
+            assert set(event["pieces"][0]) == {"id", "x", "y", "r", "group", "immovable"}
+        finally:
+            stream.close()
+
+
+def test_stream_needs_credentials(stack):
+    assert requests.get(f"{stack.url}/newapi/puzzle/1/updates/", timeout=5).status_code == 401
+
+
+def test_stream_of_an_unknown_puzzle_is_404(stack):
+    answer = requests.get(f"{stack.url}/newapi/puzzle/987654/updates/", headers=auth("token_1"), timeout=5)
+    assert answer.status_code == 404
+
+
+def test_since_through_the_gateway(stack):
+    puzzle_id = create(stack, 2, 3)
+    player = Client(stack, "token_2", puzzle_id)
+    for n in (1, 2, 3):
+        player.take_and_move(n, 100 * n, 600)
+    answer = requests.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/updates/?since=1", headers=auth("token_1"),
+                          timeout=5)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["puzzle_id"] == puzzle_id
+    assert [u["seq"] for u in body["updates"]] == [2, 3]
+
+
+def test_fifty_players_racing_for_one_piece_get_exactly_one_token(stack, players):
+    puzzle_id = create(stack, 3, 3)
+    tokens = players(50)
+    barrier = threading.Barrier(50)
+
+    def ask(token):
+        session = requests.Session()
+        barrier.wait()
+        return session.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/piece/4/token/", headers=auth(token),
+                           timeout=10).status_code
+
+    with ThreadPoolExecutor(50) as pool:
+        codes = list(pool.map(ask, tokens))
+    assert sorted(codes) == [200] + [409] * 49
+
+
+def test_two_hundred_concurrent_moves_equal_their_serial_replay(stack, players):
+    """20 players x 10 accepted moves; replayed one by one in seq order on a copy -> the same board."""
+    from object_challenge.publish.board import Board
+
+    puzzle_id = create(stack, 8, 8, 1600, 1600)
+    tokens = players(20)
+    initial = Client(stack, "token_1", puzzle_id).state()
+    solution = Client(stack, "token_1", puzzle_id).solution()
+    accepted, lock = [], threading.Lock()
+    size = initial["piece_width"]
+
+    def play(i):
+        client, rng, done, tries = Client(stack, tokens[i], puzzle_id), random.Random(i), 0, 0
+        while done < 10:
+            tries += 1
+            assert tries < 500, "a player could not make 10 moves"
+            n = rng.randrange(1, 64)
+            grant = client.token(n)
+            if grant.status_code in (400, 409):  # immovable now, or someone else holds it
+                continue
+            assert grant.status_code == 200, grant.text
+            x, y = rng.randrange(-20, 1600), rng.randrange(-20, 1600)
+            answer = client.move(n, grant.json()["token"], x, y)
+            if answer.status_code == 409 and answer.json()["error"] == "piece_immovable":
+                continue  # joined the fixed part after the token was granted
+            assert answer.status_code == 204, answer.text
+            with lock:
+                accepted.append((int(answer.headers["X-Puzzle-Seq"]), n, x, y))
+            done += 1
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(play, range(20)))
+    accepted.sort()
+    assert [a[0] for a in accepted] == list(range(1, 201))
+
+    client = redis_lib.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    board = Board(client, {"PIECE_LOCK_SECONDS": 5, "MOVE_TOKEN_SECONDS": 300, "MOVE_RATE_LIMIT": 10**6,
+                           "MOVE_RATE_WINDOW_SECONDS": 13, "MOVE_BAN_SECONDS": 1})
+    replay_id = 10**9 + puzzle_id
+    pieces = [SimpleNamespace(**p, cx=solution[p["id"]]["x"], cy=solution[p["id"]]["y"]) for p in initial["pieces"]]
+    board.load(SimpleNamespace(puzzle_id=replay_id, pieces=pieces, status="active", seq=0, **{
+        k: initial[k] for k in ("rows", "cols", "table_width", "table_height", "piece_width", "piece_height")}))
+    try:
+        for seq, n, x, y in accepted:
+            grant = board.token(replay_id, n, 1)
+            assert board.move(replay_id, n, 1, grant.token, x, y, 0)["seq"] == seq
+        assert board.state(replay_id)[1] == board.state(puzzle_id)[1]
+    finally:
+        client.delete(*client.keys(f"oc:pub:puzzle:{replay_id}*"))
+    assert size  # (piece size came from the live puzzle)
+
+
+def test_following_the_solution_completes_the_puzzle(stack):
+    puzzle_id = create(stack, 2, 3)
+    player = Client(stack, "token_3", puzzle_id)
+    solution = player.solution()
+    stream = Stream(stack, puzzle_id, "token_2")
+    try:
+        for n in range(1, 6):
+            assert player.take_and_move(n, solution[n]["x"] + 30, solution[n]["y"] - 30).status_code == 204
+        events = [stream.event() for _ in range(5)]
+    finally:
+        stream.close()
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert events[-1].get("status") == "complete"
+    state = wait_until(lambda: (s := player.state())["status"] == "complete" and s, timeout=5)
+    assert all(p["immovable"] for p in state["pieces"])
+    assert {(p["x"], p["y"]) for p in state["pieces"]} == {(s["x"], s["y"]) for s in solution.values()}
+    assert player.token(1).status_code == 400
+    stack.manage("puzzle", "list")  # written back: MongoDB says complete
+    assert f"{puzzle_id:>5}  2x3       complete" in stack.manage("puzzle", "list").stdout
+
+
+def test_move_answers_in_the_contract_order(stack):
+    puzzle_id = create(stack, 2, 3)
+    url = f"{stack.url}/newapi/puzzle/{puzzle_id}/piece/1/move/"
+    token = Client(stack, "token_1", puzzle_id).token(1).json()["token"]
+    assert requests.patch(url, json={"token": token, "x": 1, "y": 1}, timeout=5).status_code == 401
+    assert requests.patch(url, json={"token": token, "x": "a", "y": 1}, headers=auth("token_1"),
+                          timeout=5).status_code == 400
+    assert requests.patch(url, json={"token": token, "x": 1, "y": 1}, headers=auth("token_2"),
+                          timeout=5).status_code == 409
+    assert requests.patch(url, json={"token": token, "x": 1, "y": 1}, headers=auth("token_1"),
+                          timeout=5).status_code == 204
+
+
+def test_bad_sizes_through_the_gateway_are_400(stack):
+    answer = requests.post(f"{stack.url}/newapi/puzzle/", headers=auth("token_admin"), timeout=5,
+                           json={"rows": 0, "cols": 3, "table_width": 100, "table_height": 100})
+    assert answer.status_code == 400
+
+
+def test_creating_needs_admin_through_the_gateway(stack):
+    answer = requests.post(f"{stack.url}/newapi/puzzle/", headers=auth("token_1"), timeout=5,
+                           json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800})
+    assert answer.status_code == 403
