@@ -7,6 +7,12 @@
 -- s-maxage or max-age -> TTL (capped).  Purging a path moves its generation
 -- (a millisecond clock in oc_cache_gen), which strands every entry of that
 -- path, for every user and query string, at once; "/newapi" purges all.
+--
+-- An expired entry is kept GRACE seconds longer: the first request after
+-- expiry refreshes it from the service while the others are answered the
+-- stale copy (X-Cache-Status: UPDATING), so an expiry under load sends one
+-- request upstream instead of every waiting client (nginx's
+-- proxy_cache_use_stale updating + proxy_cache_lock, in one).
 local keys = require "oc.keys"
 local settings = require "oc.settings"
 
@@ -21,6 +27,8 @@ local entries = ngx.shared.oc_cache
 local gens = ngx.shared.oc_cache_gen
 local ALL = "/newapi"
 local MAX_TTL = 300
+local GRACE = 10
+local REFRESH_LOCK = 5
 
 local function norm(path)
     if #path > 1 and sub(path, -1) == "/" then
@@ -63,31 +71,50 @@ function _M.purge(path)
     return true
 end
 
--- On a cacheable GET: the stored answer if any.  Remembers in ctx what
--- the header filter needs to store the answer otherwise.
+local function fresh(raw, key)
+    -- head: content-type \t cache-control \t stored-at \t expires-at
+    local expires = tonumber(match(raw, "\t([%d.]+)\n"))
+    if expires and expires > ngx.now() then
+        return raw, "HIT"
+    end
+    local lock = keys.cache_lock(key)
+    if entries:add(lock, true, REFRESH_LOCK) then
+        return nil, lock -- this request refreshes the entry
+    end
+    return raw, "UPDATING"
+end
+
+-- On a cacheable GET: the stored answer if any, and HIT or UPDATING.
+-- Remembers in ctx what the header filter needs to store the answer otherwise.
 function _M.lookup(ctx, ident)
     local path, full = uri()
     local gen = generation(path)
-    local raw = entries:get(keys.cache_entry(gen, "p", full))
+    local key = keys.cache_entry(gen, "p", full)
+    local raw = entries:get(key)
     if not raw and ident then
-        raw = entries:get(keys.cache_entry(gen, "u" .. ident.user_id, full))
+        key = keys.cache_entry(gen, "u" .. ident.user_id, full)
+        raw = entries:get(key)
     end
+    local how
     if raw then
-        return raw
+        raw, how = fresh(raw, key)
+        if raw then
+            return raw, how
+        end
     end
-    ctx.cache = { gen = gen, full = full, ident = ident }
+    ctx.cache = { gen = gen, full = full, ident = ident, lock = how }
     return nil
 end
 
 -- Serve a stored answer from the access phase and end the request.
-function _M.serve(raw)
+function _M.serve(raw, how)
     local nl = find(raw, "\n", 1, true)
-    local ctype, cc, stored = match(sub(raw, 1, nl - 1), "^(.-)\t(.-)\t(.*)$")
+    local ctype, cc, stored = match(sub(raw, 1, nl - 1), "^(.-)\t(.-)\t([%d.]+)")
     local h = ngx.header
     h["Content-Type"] = ctype
     h["Cache-Control"] = cc
     h["Age"] = tostring(max(0, floor(ngx.now() - tonumber(stored))))
-    h["X-Cache-Status"] = "HIT"
+    h["X-Cache-Status"] = how or "HIT"
     ngx.status = 200
     ngx.print(sub(raw, nl + 1))
     return ngx.exit(200)
@@ -99,7 +126,7 @@ local function ttl_of(cc)
 end
 
 -- Header filter: decide whether this answer is stored, and how.
-function _M.header_filter(ctx)
+local function plan(ctx)
     local c = ctx.cache
     local h = ngx.header
     h["X-Cache-Status"] = "MISS"
@@ -133,9 +160,18 @@ function _M.header_filter(ctx)
     end
     c.key = keys.cache_entry(c.gen, scope, c.full)
     c.ttl = ttl
+    local now = ngx.now()
     c.head = concat({ tostring(h["Content-Type"] or "application/json"), h["Cache-Control"],
-                      tostring(ngx.now()) }, "\t") .. "\n"
+                      tostring(now), tostring(now + ttl) }, "\t") .. "\n"
     c.chunks, c.size = {}, 0
+end
+
+function _M.header_filter(ctx)
+    plan(ctx)
+    local c = ctx.cache
+    if c.lock and not c.chunks then
+        entries:delete(c.lock) -- nothing to store: let the next request try
+    end
 end
 
 -- Body filter: collect the body of an answer being stored.
@@ -149,12 +185,18 @@ function _M.body_filter(ctx)
         c.size = c.size + #chunk
         if c.size > settings.get().cache_max_body then
             c.chunks = nil
+            if c.lock then
+                entries:delete(c.lock)
+            end
             return
         end
         c.chunks[#c.chunks + 1] = chunk
     end
     if ngx.arg[2] then
-        entries:set(c.key, c.head .. concat(c.chunks), c.ttl)
+        entries:set(c.key, c.head .. concat(c.chunks), c.ttl + GRACE)
+        if c.lock then
+            entries:delete(c.lock)
+        end
         c.chunks = nil
     end
 end

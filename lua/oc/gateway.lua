@@ -142,9 +142,9 @@ function _M.access(route)
     end
     if route ~= "jobs" and method == "GET"
         and not (route == "publish" and re_find(ngx.var.uri, NO_CACHE, "jo")) then
-        local raw = cache.lookup(ngx.ctx, ident)
+        local raw, how = cache.lookup(ngx.ctx, ident)
         if raw then
-            return cache.serve(raw)
+            return cache.serve(raw, how)
         end
         return
     end

@@ -24,4 +24,8 @@ function _M.cache_entry(gen, scope, uri)
     return "c:" .. gen .. ":" .. scope .. ":" .. uri
 end
 
+function _M.cache_lock(entry_key)
+    return "lock:" .. entry_key
+end
+
 return _M

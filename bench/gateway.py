@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Gateway benchmarks (issue 4): wrk pairs measured side by side in one run.
+
+    python bench/run.py gateway [-- --duration 5 --rounds 2 --connections 50]
+
+Starts the whole stack on free ports with RATE_LIMITS=off (services, stores,
+gateway as `make run` does), then for each pair runs wrk on A and B
+alternately (A B A B ...) and reports the mean requests/s of each and A/B:
+
+  edge 403 (token_1 -> pushe3) / no-token 401            target >= 0.6
+  create via gateway / create straight at storage          target >= 0.9
+  cached authenticated GET (HIT) / bare Lua JSON (GET /)  target >= 0.5
+  Flask-decided 403 (gateway with no snapshot) / edge 403  contrast
+
+Writes var/bench/gateway.json.
+"""
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from object_challenge.devstack import Stack  # noqa: E402
+from object_challenge.devstores import free_port, wait_for_port  # noqa: E402
+
+WRK_SCRIPT = ROOT / "bench" / "gateway.lua"
+TOKEN_1 = ["Authorization: Token token_1", "Content-Type: application/json"]
+
+
+def stack_env():
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
+    env.update({
+        "GATEWAY_PORT": str(free_port()), "MONGO_PORT": str(free_port()), "REDIS_PORT": str(free_port()),
+        "API_ADDR": f"127.0.0.1:{free_port()}", "JOBS_ADDR": f"127.0.0.1:{free_port()}",
+        "PUBLISH_ADDR": f"127.0.0.1:{free_port()}", "STORAGE_ADDR": f"127.0.0.1:{free_port()}",
+        "RATE_LIMITS": "off",
+    })
+    return env
+
+
+class FallbackGateway:
+    """A second gateway on the same services, pointed at a Redis db with no
+    snapshot: every POST /bucket is proxied to the api service (the old design)."""
+
+    def __init__(self, stack):
+        self.port = free_port()
+        self.prefix = stack.var / "nginx-fallback"
+        env = dict(stack.env, GATEWAY_PORT=str(self.port),
+                   REDIS_URL=stack.env["REDIS_URL"].rsplit("/", 1)[0] + "/9")
+        subprocess.run([sys.executable, str(ROOT / "nginx" / "render.py"), "--prefix", str(self.prefix)],
+                       env=env, check=True, capture_output=True)
+        conf = self.prefix / "conf" / "nginx.conf"
+        self.process = subprocess.Popen(["nginx", "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, process=self.process, what="fallback gateway")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def scenarios(stack, fallback, run_id):
+    gw, storage = stack.url, f"http://{stack.settings['STORAGE_ADDR']}"
+    identity = ["X-User-Id: 1", "X-User-Name: a", "X-User-Role: user",
+                f"X-Gateway-Secret: {stack.settings['GATEWAY_SECRET']}", "Content-Type: application/json"]
+    deny = '{"bucket": "pushe3"}'
+    return {
+        "edge_403": dict(url=gw, method="POST", path="/bucket", body=deny, headers=TOKEN_1, expect=403),
+        "no_token_401": dict(url=gw, method="POST", path="/bucket", body=deny,
+                             headers=["Content-Type: application/json"], expect=401),
+        "create_gateway": dict(url=gw, method="POST", path="/bucket", unique=f"g{run_id}", headers=TOKEN_1,
+                               expect=201),
+        "create_direct": dict(url=storage, method="POST", path="/arvan", unique=f"d{run_id}", headers=identity,
+                              expect=201),
+        "cached_get": dict(url=gw, method="GET", path="/newapi/buckets", headers=["Authorization: Token token_3"], expect=200,
+                           cache="HIT"),
+        "bare_lua": dict(url=gw, method="GET", path="/", headers=[], expect=200),
+        "flask_403": dict(url=fallback.url, method="POST", path="/bucket", body=deny, headers=TOKEN_1, expect=403),
+    }
+
+
+PAIRS = [
+    ("edge refusal 403 / no-token 401", "edge_403", "no_token_401", 0.6),
+    ("create via gateway / straight at storage", "create_gateway", "create_direct", 0.9),
+    ("cached GET HIT / bare Lua JSON", "cached_get", "bare_lua", 0.5),
+    ("Flask-decided 403 / edge 403 (old design, contrast)", "flask_403", "edge_403", None),
+]
+
+
+def preflight(name, s):
+    """One request by hand: the scenario answers what it claims to measure."""
+    body = s.get("body")
+    if s.get("unique"):
+        body = json.dumps({"bucket": f"{s['unique']}-preflight"})
+    headers = dict(h.split(": ", 1) for h in s["headers"])
+    for _ in range(2):  # the second one is the cache HIT
+        answer = requests.request(s["method"], s["url"] + s["path"], data=body, headers=headers, timeout=10)
+    if s.get("unique"):
+        answer = requests.request(s["method"], s["url"] + s["path"],
+                                  data=json.dumps({"bucket": f"{s['unique']}-preflight2"}), headers=headers,
+                                  timeout=10)
+    if answer.status_code != s["expect"]:
+        raise SystemExit(f"bench {name}: expected {s['expect']}, got {answer.status_code} {answer.text[:200]}")
+    if s.get("cache") and answer.headers.get("X-Cache-Status") != s["cache"]:
+        raise SystemExit(f"bench {name}: expected X-Cache-Status {s['cache']}, got {answer.headers}")
+
+
+def wrk(s, args, round_no):
+    mode = f"unique:{s['unique']}r{round_no}" if s.get("unique") else "fixed"
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "5s",
+           "-s", str(WRK_SCRIPT), s["url"] + s["path"], "--", s["method"], s["path"], s.get("body") or "-",
+           mode, *s["headers"]]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    result["command"] = shlex.join(cmd)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="bench gateway")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="A/B alternations per pair")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of each scenario first, not counted")
+    args = parser.parse_args(argv)
+
+    var = Path(tempfile.mkdtemp(prefix="oc-bench-gateway-"))
+    stack = Stack(env=stack_env(), var_dir=var, mongo_file=False, quiet=True, workers=0)
+    print(f"starting the stack in {var} ...", flush=True)
+    stack.start()
+    fallback = None
+    try:
+        fallback = FallbackGateway(stack)
+        run_id = uuid.uuid4().hex[:8]
+        table = scenarios(stack, fallback, run_id)
+        for name, s in table.items():
+            preflight(name, s)
+        if args.warmup:
+            warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
+            for s in table.values():
+                wrk(s, warm, "w")
+        measured, report = {}, []
+        for title, a, b, target in PAIRS:
+            runs = {a: [], b: []}
+            for round_no in range(args.rounds):
+                for name in (a, b):
+                    runs[name].append(wrk(table[name], args, round_no))
+            for name in (a, b):
+                rps = sum(r["rps"] for r in runs[name]) / len(runs[name])
+                measured.setdefault(name, []).extend(runs[name])
+                print(f"  {name:<15} {rps:>10.0f} req/s  p50 {runs[name][-1]['p50_ms']:.2f} ms  "
+                      f"p99 {runs[name][-1]['p99_ms']:.2f} ms  non-2xx {sum(r['non2xx'] for r in runs[name])}  "
+                      f"errors {sum(r['errors'] for r in runs[name])}", flush=True)
+            ra = sum(r["rps"] for r in runs[a]) / len(runs[a])
+            rb = sum(r["rps"] for r in runs[b]) / len(runs[b])
+            ratio = ra / rb if rb else 0.0
+            verdict = "" if target is None else ("PASS" if ratio >= target else "FAIL")
+            goal = "" if target is None else f"(target >= {target})"
+            print(f"{title}: {ratio:.2f} {goal} {verdict}", flush=True)
+            report.append({"pair": title, "a": a, "b": b, "a_rps": round(ra, 1), "b_rps": round(rb, 1),
+                           "ratio": round(ratio, 3), "target": target, "pass": None if target is None
+                           else ratio >= target})
+        result = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": f"{platform.node()} {os.cpu_count()} cpus",
+            "settings": vars(args), "pairs": report, "runs": measured,
+        }
+        out = ROOT / "var" / "bench"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gateway.json").write_text(json.dumps(result, indent=1))
+        print(f"results in {out / 'gateway.json'}")
+        return 0 if all(p["pass"] is not False for p in report) else 1
+    finally:
+        if fallback:
+            fallback.stop()
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Routing, the index, internal paths and upstream failures."""
+import socket
+
+import pytest
+import requests
+
+from gw import is_json_error, log_entry, rid, timed
+from helpers import auth
+from object_challenge.devstores import free_port
+
+
+def upstream_of(stack, method, path, token="token_1"):
+    request_id = rid("route")
+    requests.request(method, stack.url + path, headers={**auth(token), "X-Request-Id": request_id}, timeout=10)
+    return log_entry(stack, request_id)["upstream"]
+
+
+def test_index_is_a_small_json_document(stack):
+    answer = requests.get(f"{stack.url}/", timeout=5)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("application/json")
+    body = answer.json()
+    assert body["name"] == "object_challenge" and body["version"] and body["links"]
+
+
+def test_index_takes_get_only(stack):
+    is_json_error(requests.post(f"{stack.url}/", timeout=5), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path,service", [
+    ("/newapi/whoami", "api"), ("/newapi/info", "api"), ("/newapi/puzzles", "api"),
+    ("/newapi/status/health", "jobs"), ("/newapi/queue", "jobs"), ("/newapi/jobs/x", "jobs"),
+    ("/newapi/workers", "jobs"), ("/newapi/data/m/n", "jobs"),
+    ("/newapi/puzzle/1/", "publish"), ("/newapi/puzzle/1/piece/2/token/", "publish"),
+    ("/newapi/puzzle/1/updates/?since=0", "publish"),
+])
+def test_newapi_paths_go_to_their_service(stack, path, service):
+    assert upstream_of(stack, "GET", path) == stack.settings[f"{service.upper()}_ADDR"]
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/_internal/auth"), ("POST", "/arvan"), ("GET", "/_oc/auth"), ("GET", "/nope"),
+    ("GET", "/newapi"), ("POST", "/bucket/"), ("GET", "/static/x.js"),
+])
+def test_internal_and_unrouted_paths_are_404_json(stack, method, path):
+    answer = requests.request(method, stack.url + path, headers=auth("token_admin"),
+                              json={"bucket": "abcdef"}, timeout=5)
+    is_json_error(answer, 404, "not_found")
+
+
+def test_service_down_is_a_fast_502_json(stack, gateway):
+    stack.restart_gateway(PUBLISH_ADDR=f"127.0.0.1:{free_port()}")
+    answer, took = timed(lambda: requests.get(f"{stack.url}/newapi/puzzle/1/", headers=auth("token_1"), timeout=10))
+    is_json_error(answer, 502, "bad_gateway")
+    assert took < 1.0
+
+
+def test_service_not_accepting_is_a_json_504_within_the_connect_timeout(stack, gateway):
+    # a listening socket whose backlog is full: connects hang until the gateway gives up
+    hog = socket.socket()
+    hog.bind(("127.0.0.1", 0))
+    hog.listen(0)
+    port = hog.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(8):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        stack.restart_gateway(JOBS_ADDR=f"127.0.0.1:{port}")
+        answer, took = timed(lambda: requests.get(f"{stack.url}/newapi/queue", headers=auth("token_1"), timeout=10))
+        assert answer.status_code in (502, 504)
+        is_json_error(answer, answer.status_code)
+        assert took < 3.0
+    finally:
+        for s in fillers:
+            s.close()
+        hog.close()
+
+
+def test_bad_request_from_nginx_itself_is_json(stack):
+    with socket.create_connection(("127.0.0.1", int(stack.settings["GATEWAY_PORT"]))) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        head = s.recv(4096).decode()
+    assert head.startswith("HTTP/1.1 400")
+    assert "application/json" in head
