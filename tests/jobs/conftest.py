@@ -32,16 +32,22 @@ def live_server(app):
 
 
 @pytest.fixture
-def spawn_worker():
-    """Start ``python -m object_challenge.jobs.worker ...`` processes; all stopped afterwards."""
+def spawn_worker(tmp_path):
+    """Start ``python -m object_challenge.jobs.worker ...`` processes; all stopped afterwards.
+
+    Each process gets ``.log`` (its output file) and ``.worker_id``.
+    """
     processes = []
 
-    def spawn(url, *args, token="token_worker"):
+    def spawn(url, *args, token="token_worker", worker_id=None):
+        worker_id = worker_id or f"test-worker-{len(processes) + 1}"
+        log = tmp_path / f"{worker_id}.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "object_challenge.jobs.worker", "--url", url, "--token", token,
-             "--poll-interval", "0.05", *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+             "--worker-id", worker_id, "--poll-interval", "0.05", *args],
+            cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
         )
+        process.log, process.worker_id = log, worker_id
         processes.append(process)
         return process
 
@@ -50,6 +56,7 @@ def spawn_worker():
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+        print(f"--- {process.worker_id} ---\n{process.log.read_text(errors='replace')}")  # shown on failure
 
 
 @pytest.fixture
