@@ -92,11 +92,11 @@ def scenarios(stack, fallback, run_id):
     }
 
 
-PAIRS = [
+PAIRS = [  # creation last: its slow tail (MongoDB writes) must not overlap the others
     ("edge refusal 403 / no-token 401", "edge_403", "no_token_401", 0.6),
-    ("create via gateway / straight at storage", "create_gateway", "create_direct", 0.9),
     ("cached GET HIT / bare Lua JSON", "cached_get", "bare_lua", 0.5),
     ("Flask-decided 403 / edge 403 (old design, contrast)", "flask_403", "edge_403", None),
+    ("create via gateway / straight at storage", "create_gateway", "create_direct", 0.9),
 ]
 
 
@@ -136,6 +136,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=1, help="seconds of each scenario first, not counted")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="pause after each wrk run so requests still queued upstream finish")
     args = parser.parse_args(argv)
 
     var = Path(tempfile.mkdtemp(prefix="oc-bench-gateway-"))
@@ -153,12 +155,14 @@ def main(argv=None):
             warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
             for s in table.values():
                 wrk(s, warm, "w")
+                time.sleep(args.settle)
         measured, report = {}, []
         for title, a, b, target in PAIRS:
             runs = {a: [], b: []}
             for round_no in range(args.rounds):
                 for name in (a, b):
                     runs[name].append(wrk(table[name], args, round_no))
+                    time.sleep(args.settle)
             for name in (a, b):
                 rps = sum(r["rps"] for r in runs[name]) / len(runs[name])
                 measured.setdefault(name, []).extend(runs[name])

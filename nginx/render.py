@@ -115,7 +115,7 @@ def indent(text, spaces):
     return "\n".join(pad + line for line in text.splitlines())
 
 
-def render(flavour, prefix, cfg, lua_dir=None, workers="auto", access_log=None):
+def render(flavour, prefix, cfg, lua_dir=None, workers="auto", access_log=None, error_log=None):
     f = FLAVOURS[flavour]
     prefix = Path(prefix).resolve() if flavour == "debian" else Path(prefix)
     settings_json = json.dumps(lua_settings(cfg), separators=(",", ":"))
@@ -129,7 +129,9 @@ def render(flavour, prefix, cfg, lua_dir=None, workers="auto", access_log=None):
         "lua_path": f"{lua_dir or f['lua_dir']}/?.lua;{f['lua_path_tail']}",
         "body_limit": str(cfg.BODY_LIMIT_BYTES),
         "access_log": access_log or f"{prefix}/logs/access.log",
-        "access_log_buffer": "" if access_log == "off" else " buffer=64k flush=1s",
+        "error_log": error_log or f"{prefix}/logs/error.log",
+        # a file is written in 64 KiB batches; a pipe (container stdout) line by line
+        "access_log_buffer": "" if access_log in ("off", "/dev/stdout") else " buffer=64k flush=1s",
         "settings_json": settings_json,
         "api_addr": addr(cfg.API_ADDR),
         "jobs_addr": addr(cfg.JOBS_ADDR),
@@ -153,10 +155,12 @@ def main(argv=None):
     parser.add_argument("--lua-dir", help="where lua/oc lives (default: this repo's lua/ "
                         "for debian, /etc/oc/lua for openresty)")
     parser.add_argument("--workers", default="auto")
-    parser.add_argument("--access-log", help="path, or 'off' (benchmarks)")
+    parser.add_argument("--access-log", help="path (e.g. /dev/stdout in a container), or 'off'")
+    parser.add_argument("--error-log", help="path (e.g. /dev/stderr in a container)")
     args = parser.parse_args(argv)
     prefix = Path(args.prefix or FLAVOURS[args.flavour]["prefix"])
-    text = render(args.flavour, prefix, load_settings(), args.lua_dir, args.workers, args.access_log)
+    text = render(args.flavour, prefix, load_settings(), args.lua_dir, args.workers,
+                  args.access_log, args.error_log)
     for sub in ("conf", "logs", "tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     conf = prefix / "conf" / "nginx.conf"

@@ -1,5 +1,6 @@
 """Routing, the index, internal paths and upstream failures."""
 import socket
+from pathlib import Path
 
 import pytest
 import requests
@@ -85,3 +86,11 @@ def test_bad_request_from_nginx_itself_is_json(stack):
         head = s.recv(4096).decode()
     assert head.startswith("HTTP/1.1 400")
     assert "application/json" in head
+
+
+STREAM = Path(__file__).resolve().parents[2] / "lua" / "oc" / "stream.lua"
+
+
+@pytest.mark.skipif(STREAM.exists(), reason="oc.stream serves the updates stream in the gateway itself")
+def test_updates_stream_goes_to_publish_until_the_stream_module_exists(stack):
+    assert upstream_of(stack, "GET", "/newapi/puzzle/1/updates/") == stack.settings["PUBLISH_ADDR"]
