@@ -2,6 +2,8 @@
 -- KEYS[1] job hash
 -- ARGV[1] prefix  ARGV[2] job id  ARGV[3] worker id or '' (anyone may complete)
 -- ARGV[4] 'completed' | 'failed'  ARGV[5] result JSON (kept until MongoDB has it)
+-- ARGV[6] worker to record when nobody holds the lease and ARGV[3] is '' (the
+--         reference worker names itself only inside its completion body)
 -- returns JSON {"ok": true, attempt, worker} or {"refused": "unknown" | "not_running"
 --   | "not_holder", "state": ..., "worker": ...}
 local id, worker, outcome = ARGV[2], ARGV[3], ARGV[4]
@@ -12,7 +14,7 @@ if state ~= 'running' then return encode({refused = 'not_running', state = state
 if worker ~= '' and holder ~= '' and holder ~= worker then
   return encode({refused = 'not_holder', state = state, worker = holder})
 end
-if holder == '' then holder = worker end
+if holder == '' then holder = (worker ~= '' and worker) or ARGV[6] end
 redis.call('HSET', KEYS[1], 'state', outcome, 'worker', holder, 'lease_until', '',
            'result', ARGV[5], 'finished_at', now_ms())
 redis.call('ZREM', LEASES, id)

@@ -33,7 +33,7 @@ local function end_lease(id, reason)
   if worker ~= '' then redis.call('SREM', worker_jobs_key(worker), id) end
   local event = {id = id, attempt = attempt, worker = worker, queue = queue, reason = reason}
   if attempt >= max_attempts then
-    redis.call('HSET', jk, 'state', 'failed', 'lease_until', '',
+    redis.call('HSET', jk, 'state', 'failed', 'lease_until', '', 'finished_at', now_ms(),
                'reason', reason .. ' after ' .. attempt .. ' of ' .. max_attempts .. ' attempts')
     redis.call('SADD', FINISHED, id)
     event.outcome = 'failed'

@@ -113,12 +113,12 @@ class JobQueue:
             pipe.hgetall(keys.job(job_id))
         return dict(zip(job_ids, pipe.execute()))
 
-    def complete(self, job_id, worker, failed, result):
+    def complete(self, job_id, worker, failed, result, reported_worker=""):
         """Finish a running job; returns the script's answer (see complete.lua)."""
         return _decode(self.scripts.complete(
             keys=[keys.job(job_id)],
             args=[keys.PREFIX, job_id, worker or "", "failed" if failed else "completed",
-                  json.dumps(result)],
+                  json.dumps(result), reported_worker or ""],
         ))
 
     def delete(self, job_id):

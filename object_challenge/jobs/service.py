@@ -89,10 +89,26 @@ def parse_job(body):
     return title, clean, max_attempts
 
 
+def finished_fields(live):
+    """The fields of a job that Redis has finished (completed, or failed) from its hash."""
+    result = json.loads(live["result"]) if live.get("result") else None
+    if result is None:  # failed by lease expiry: no worker reported anything
+        result = {"failed": True, "info": None, "result": None, "message": live.get("reason")}
+    return {
+        "state": live["state"], "attempt": int(live.get("attempt") or 0),
+        "worker_id": live.get("worker") or None, "lease_expires_at": None,
+        "finished_at": iso_from_ms(live.get("finished_at")) or utcnow(),
+        "result": result, "info": result.get("info"),
+    }
+
+
 def overlay(doc, live):
     """The record with the live Redis state on top (Redis decides while a job is active)."""
     doc = public(doc)
     if doc is None or not live or "state" not in live:
+        return doc
+    if live["state"] in FINAL_STATES:  # finished a moment ago; the record follows
+        doc.update(finished_fields(live))
         return doc
     doc["state"] = live["state"]
     doc["attempt"] = int(live.get("attempt") or 0)
@@ -167,12 +183,15 @@ class Jobs:
 
     # -- one job -------------------------------------------------------------
     def get(self, job_id):
+        live = self.queue.live(job_id)  # first: a job moves Redis -> MongoDB, never back
         doc = self.store.get(job_id)
         if doc is None:
             raise JobNotFound(job_id)
         if doc.get("state") in FINAL_STATES:
             return public(doc)
-        return overlay(doc, self.queue.live(job_id))
+        if not live:  # finished and recorded between the two reads (or Redis lost it)
+            return public(self.store.get(job_id) or doc)
+        return overlay(doc, live)
 
     def delete(self, job_id):
         had_live = self.queue.delete(job_id)
@@ -190,7 +209,10 @@ class Jobs:
             raise BadRequest("failed must be true or false", code="bad_completion")
         result = {"failed": failed, "info": body.get("info"), "result": body.get("result"),
                   "message": body.get("message")}
-        answer = self.queue.complete(job_id, worker, failed, result)
+        info = body.get("info")
+        reported = info.get("worker_id") if isinstance(info, dict) else None
+        reported = reported if isinstance(reported, str) and WORKER_ID.match(reported) else ""
+        answer = self.queue.complete(job_id, worker, failed, result, reported)
         refused = answer.get("refused")
         if refused == "unknown":
             doc = self.store.get(job_id)
@@ -226,20 +248,11 @@ class Jobs:
             if state not in FINAL_STATES:  # deleted meanwhile: nothing to record
                 self.queue.unmark_finished(job_id)
                 continue
-            result = json.loads(live["result"]) if live.get("result") else None
-            reason = live.get("reason")
-            if result is None:
-                result = {"failed": True, "info": None, "result": None, "message": reason}
-            finished_at = iso_from_ms(live.get("finished_at")) or utcnow()
-            fields = {
-                "state": state, "attempt": int(live.get("attempt") or 0),
-                "worker_id": live.get("worker") or None, "lease_expires_at": None,
-                "finished_at": finished_at, "result": result, "info": result.get("info"),
-            }
-            event = {"event": state, "at": finished_at, "attempt": fields["attempt"],
+            fields = finished_fields(live)
+            event = {"event": state, "at": fields["finished_at"], "attempt": fields["attempt"],
                      "worker_id": fields["worker_id"]}
-            if reason:
-                event["reason"] = reason
+            if live.get("reason"):
+                event["reason"] = live["reason"]
             doc = self.store.finish(job_id, fields, event)
             self.queue.forget_finished(job_id)
             if doc is not None:

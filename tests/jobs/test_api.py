@@ -300,6 +300,15 @@ def test_complete_with_the_reference_body_records_the_result(client):
     assert got["finished_at"]
 
 
+def test_reference_completion_records_the_worker_it_reports_when_none_held_the_lease(client):
+    job = enqueue(client)
+    poll(client, worker=None)
+    info = {"worker_id": "00000000-1111-2222-3333-444444444444", "completed": True}
+    client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False, "info": info}, headers=WORKER)
+    got = client.get(f"/newapi/jobs/{job['job_id']}", headers=USER).get_json()
+    assert got["worker_id"] == info["worker_id"]
+
+
 def test_explicit_failure_is_final(client, redis):
     job = enqueue(client)
     poll(client, worker="w1")
