@@ -159,7 +159,12 @@ class Worker:
                 try:
                     job = self.client.poll()
                 except (requests.RequestException, ClientError) as exc:
-                    # server down or refusing (423: this worker is disabled): back off and retry
+                    if isinstance(exc, ClientError) and exc.status == 423:
+                        # disabled by an admin: not a fault; ask again every second or so
+                        log.info("worker %s: disabled by the server", self.client.worker_id)
+                        self.stopping.wait(min(5.0, max(self.poll_interval, 1.0)))
+                        continue
+                    # server down or failing: back off and retry
                     log.warning("worker %s: poll failed: %s", self.client.worker_id, exc)
                     self.stopping.wait(backoff)
                     backoff = min(backoff * 2, 10.0)

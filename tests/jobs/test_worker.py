@@ -73,7 +73,7 @@ def test_disabled_worker_takes_nothing_until_enabled(live_server, spawn_worker):
     client = producer(live_server)
     job = client.enqueue("wait", [{"module": "echo", "data": 1}])
     worker = spawn_worker(live_server.url, "--heartbeat-interval", "0.1")
-    wait_until(lambda: b"423" in worker.log.read_bytes(), timeout=20, message="worker refused")
+    wait_until(lambda: b"disabled by the server" in worker.log.read_bytes(), timeout=20, message="worker refused")
     assert client.job(job["job_id"])["state"] == "queued"
     admin._call("PATCH", "/workers/test-worker-1", json={"disabled": False})
     assert client.wait_for(job["job_id"], timeout=30)["state"] == "completed"
