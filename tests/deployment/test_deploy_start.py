@@ -206,6 +206,7 @@ def test_worker_starts_heartbeats_and_runs_a_job(deployment):
     assert done["state"] == "completed" and done["worker_id"] == "worker-deploytest"
     assert deployment.processes["worker"].poll() is None
     deployment.stop("worker")
+    assert_json_lines(deployment, "worker")
 
 
 def test_scheduler_starts_and_does_its_work(deployment):
@@ -218,6 +219,17 @@ def test_scheduler_starts_and_does_its_work(deployment):
     wait_until(lambda: red.exists(keys.GW_VERSION), timeout=15, message="the scheduler to republish the snapshot")
     assert deployment.processes["scheduler"].poll() is None
     deployment.stop("scheduler")
+    assert_json_lines(deployment, "scheduler")
+
+
+def assert_json_lines(deployment, name):
+    lines = [l for kind in ("out", "err") for l in (deployment.tmp / f"{name}.{kind}").read_text().splitlines()]
+    assert lines, f"{name} logged nothing"
+    for line in lines:
+        try:
+            assert isinstance(json.loads(line), dict)
+        except ValueError:
+            raise AssertionError(f"{name} logged a line that is not JSON: {line}") from None
 
 
 def test_production_service_refuses_to_start_with_fixture_tokens(stores, tmp_path):
