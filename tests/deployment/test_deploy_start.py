@@ -317,3 +317,18 @@ def test_rendered_gateway_conf_passes_nginx_t(stores, tmp_path):
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
     assert "syntax is ok" in checked.stderr
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="Debian's nginx is not installed")
+def test_debian_flavour_with_the_compose_settings_passes_nginx_t(stores, tmp_path):
+    """The same settings, rendered for the local nginx (`make run`'s flavour)."""
+    deployment = Deployment(stores, tmp_path)
+    prefix = tmp_path / "debian"
+    env = deployment.env("gateway-config", stores=False)
+    rendered = subprocess.run([sys.executable, "nginx/render.py", "--flavour", "debian", "--prefix", str(prefix)],
+                              cwd=dc.ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    conf = prefix / "conf" / "nginx.conf"
+    checked = subprocess.run(["nginx", "-t", "-p", str(prefix), "-c", str(conf)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
