@@ -68,8 +68,12 @@ local function normalize(t)
     if type(t) ~= "table" or t.user_id == nil then
         return nil
     end
-    return { user_id = tonumber(t.user_id), name = tostring(t.name or ""),
-             role = tostring(t.role or "user") }
+    local id = tonumber(t.user_id)
+    if not id then
+        return nil
+    end
+    return { user_id = id, name = tostring(t.name or ""), role = tostring(t.role or "user"),
+             id_header = tostring(id), scope = "u" .. id }
 end
 
 -- Through the api service: identity, false (refused), or nil, err.

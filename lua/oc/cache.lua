@@ -13,6 +13,7 @@
 -- stale copy (X-Cache-Status: UPDATING), so an expiry under load sends one
 -- request upstream instead of every waiting client (nginx's
 -- proxy_cache_use_stale updating + proxy_cache_lock, in one).
+local lrucache = require "resty.lrucache"
 local keys = require "oc.keys"
 local settings = require "oc.settings"
 
@@ -25,6 +26,9 @@ local _M = {}
 
 local entries = ngx.shared.oc_cache
 local gens = ngx.shared.oc_cache_gen
+-- parsed entries, per worker, by entry key: a HIT copies no string out of
+-- the shared dict (purges change the key, so they need no L1 invalidation)
+local l1 = assert(lrucache.new(2000))
 local ALL = "/newapi"
 local MAX_TTL = 300
 local GRACE = 10
@@ -37,8 +41,10 @@ local function norm(path)
     return path
 end
 
+local ALL_GEN = keys.cache_gen(ALL)
+
 local function generation(path)
-    return (gens:get(keys.cache_gen(ALL)) or 0) .. "." .. (gens:get(keys.cache_gen(norm(path))) or 0)
+    return (gens:get(ALL_GEN) or "0") .. "." .. (gens:get(keys.cache_gen(norm(path))) or "0")
 end
 
 local function uri()
@@ -52,8 +58,8 @@ end
 
 local function bump(path)
     local key = keys.cache_gen(path)
-    local gen = max(floor(ngx.now() * 1000), (gens:get(key) or 0) + 1)
-    gens:set(key, gen, MAX_TTL + 60)
+    local gen = max(floor(ngx.now() * 1000), (tonumber(gens:get(key)) or 0) + 1)
+    gens:set(key, tostring(gen), MAX_TTL + 60)
 end
 
 -- Drop the entries of path and of every collection above it
@@ -71,52 +77,55 @@ function _M.purge(path)
     return true
 end
 
-local function fresh(raw, key)
-    -- head: content-type \t cache-control \t stored-at \t expires-at
-    local expires = tonumber(match(raw, "\t([%d.]+)\n"))
-    if expires and expires > ngx.now() then
-        return raw, "HIT"
-    end
-    local lock = keys.cache_lock(key)
-    if entries:add(lock, true, REFRESH_LOCK) then
-        return nil, lock -- this request refreshes the entry
-    end
-    return raw, "UPDATING"
+-- raw: "content-type \t cache-control \t stored-at \t expires-at \n body"
+local function parse(raw)
+    local nl = find(raw, "\n", 1, true)
+    local ctype, cc, stored, expires = match(sub(raw, 1, nl - 1), "^(.-)\t(.-)\t([%d.]+)\t([%d.]+)$")
+    return { ctype = ctype, cc = cc, stored = tonumber(stored), expires = tonumber(expires) or 0,
+             body = sub(raw, nl + 1) }
 end
 
--- On a cacheable GET: the stored answer if any, and HIT or UPDATING.
+-- On a cacheable GET: the stored entry if any, and HIT or UPDATING.
 -- Remembers in ctx what the header filter needs to store the answer otherwise.
 function _M.lookup(ctx, ident)
     local path, full = uri()
     local gen = generation(path)
-    local key = keys.cache_entry(gen, "p", full)
-    local raw = entries:get(key)
-    if not raw and ident then
-        key = keys.cache_entry(gen, "u" .. ident.user_id, full)
-        raw = entries:get(key)
+    local pkey = keys.cache_entry(gen, "p", full)
+    local ukey = ident and keys.cache_entry(gen, ident.scope, full)
+    local now = ngx.now()
+    local e = l1:get(pkey) or (ukey and l1:get(ukey))
+    if e and e.expires > now then
+        return e, "HIT"
     end
-    local how
+    local key, raw = pkey, entries:get(pkey)
+    if not raw and ukey then
+        key, raw = ukey, entries:get(ukey)
+    end
+    local lock
     if raw then
-        raw, how = fresh(raw, key)
-        if raw then
-            return raw, how
+        e = parse(raw)
+        if e.expires > now then
+            l1:set(key, e, e.expires - now)
+            return e, "HIT"
+        end
+        lock = keys.cache_lock(key)
+        if not entries:add(lock, true, REFRESH_LOCK) then
+            return e, "UPDATING" -- another request is refreshing it
         end
     end
-    ctx.cache = { gen = gen, full = full, ident = ident, lock = how }
+    ctx.cache = { gen = gen, full = full, ident = ident, lock = lock }
     return nil
 end
 
--- Serve a stored answer from the access phase and end the request.
-function _M.serve(raw, how)
-    local nl = find(raw, "\n", 1, true)
-    local ctype, cc, stored = match(sub(raw, 1, nl - 1), "^(.-)\t(.-)\t([%d.]+)")
+-- Serve a stored entry from the access phase and end the request.
+function _M.serve(e, how)
     local h = ngx.header
-    h["Content-Type"] = ctype
-    h["Cache-Control"] = cc
-    h["Age"] = tostring(max(0, floor(ngx.now() - tonumber(stored))))
-    h["X-Cache-Status"] = how or "HIT"
+    h["Content-Type"] = e.ctype
+    h["Cache-Control"] = e.cc
+    h["Age"] = max(0, floor(ngx.now() - e.stored))
+    h["X-Cache-Status"] = how
     ngx.status = 200
-    ngx.print(sub(raw, nl + 1))
+    ngx.print(e.body)
     return ngx.exit(200)
 end
 
@@ -156,7 +165,7 @@ local function plan(ctx)
         if not c.ident then
             return
         end
-        scope = "u" .. c.ident.user_id
+        scope = c.ident.scope
     end
     c.key = keys.cache_entry(c.gen, scope, c.full)
     c.ttl = ttl

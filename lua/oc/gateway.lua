@@ -41,9 +41,7 @@ end
 
 local function identify()
     request.assign()
-    local headers = req.get_headers(100)
-    strip_forged(headers)
-    local token, why = auth.credentials(headers["authorization"])
+    local token, why = auth.credentials(ngx.var.http_authorization)
     if not token then
         return nil, why
     end
@@ -84,10 +82,17 @@ local function unauthorized(why)
         { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })
 end
 
-local function forward_identity(ident)
+-- Only for requests that go upstream (a cache HIT needs none of this).
+local function forward(ident)
+    local headers = req.get_headers(100)
+    if type(headers["authorization"]) == "table" then
+        return unauthorized("malformed") -- two Authorization headers
+    end
+    strip_forged(headers)
+    req.set_header("X-Request-Id", request.id())
     req.set_header("X-Gateway-Secret", settings.get().gateway_secret)
     if ident then
-        req.set_header("X-User-Id", ident.user_id)
+        req.set_header("X-User-Id", ident.id_header)
         req.set_header("X-User-Name", ident.name)
         req.set_header("X-User-Role", ident.role)
     end
@@ -122,12 +127,8 @@ function _M.access(route)
     if (why and why ~= "missing") or (route == "bucket" and not ident) then
         return unauthorized(why)
     end
-    forward_identity(ident)
     if method == "PURGE" then
         return purge(ident, ngx.var.uri)
-    end
-    if route == "bucket" then
-        return bucket.access(ident)
     end
     if route == "purge" then
         if method ~= "DELETE" then
@@ -140,18 +141,24 @@ function _M.access(route)
         end
         return purge(ident, path)
     end
-    if route ~= "jobs" and method == "GET"
-        and not (route == "publish" and re_find(ngx.var.uri, NO_CACHE, "jo")) then
-        local raw, how = cache.lookup(ngx.ctx, ident)
-        if raw then
-            return cache.serve(raw, how)
+    local cacheable = route ~= "jobs" and route ~= "bucket" and method == "GET"
+        and not (route == "publish" and re_find(ngx.var.uri, NO_CACHE, "jo"))
+    if cacheable then
+        local entry, how = cache.lookup(ngx.ctx, ident)
+        if entry then
+            return cache.serve(entry, how)
         end
-        return
     end
-    if route ~= "jobs" and method ~= "HEAD" and method ~= "OPTIONS" then
-        ngx.ctx.purge = ngx.var.uri -- a write: purged once it has been answered
+    forward(ident)
+    if route == "bucket" then
+        return bucket.access(ident)
     end
-    ngx.header["X-Cache-Status"] = "BYPASS"
+    if not cacheable then
+        if route ~= "jobs" and method ~= "GET" and method ~= "HEAD" and method ~= "OPTIONS" then
+            ngx.ctx.purge = ngx.var.uri -- a write: purged once it has been answered
+        end
+        ngx.header["X-Cache-Status"] = "BYPASS"
+    end
 end
 
 function _M.header_filter()

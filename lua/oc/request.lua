@@ -18,10 +18,10 @@ function _M.id()
     return id
 end
 
--- Fix the id for this request: upstream, response and access log see it.
+-- Fix the id for this request's answer (and so the access log); the
+-- gateway also sends it upstream when the request goes there.
 function _M.assign()
     local id = _M.id()
-    ngx.req.set_header("X-Request-Id", id)
     ngx.header["X-Request-Id"] = id
     return id
 end
