@@ -271,6 +271,8 @@ def backup(path, progress=True, include_redis=True):
                         redis_keys += 1
                     bar.update()
             out.write(_line({"end": True, "documents": documents, "redis_keys": redis_keys}))
+            if raw is not None:
+                raw.close()
         os.replace(partial, path)
     finally:
         if partial.exists():
@@ -394,6 +396,8 @@ def restore(path, progress=True, include_redis=True):
         flush()
         if pipe is not None:
             pipe.execute()
+    if raw is not None:
+        raw.close()
     version = snapshot.publish()
     return {"documents": documents, "redis_keys": redis_keys, "collections": len(header["collections"]),
             "snapshot_version": version, "created": header.get("created")}

@@ -233,3 +233,25 @@ def test_restore_refuses_what_is_not_a_backup(runner, tmp_path):
     other.write_text('{"hello": "world"}\n')
     result = runner.invoke(args=["restore", str(other), "--no-progress"])
     assert result.exit_code == 1 and "not an object_challenge backup" in result.output
+
+
+def test_backup_without_snapshot_reads_still_completes(app, runner, tmp_path, monkeypatch):
+    """A standalone MongoDB has no snapshot sessions: the dump is read collection by collection."""
+    from pymongo.errors import OperationFailure
+    from pymongo.mongo_client import MongoClient
+
+    real = MongoClient.start_session
+
+    def start_session(self, *args, **kwargs):
+        if kwargs.get("snapshot"):
+            raise OperationFailure("snapshot reads require a replica set", code=123)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MongoClient, "start_session", start_session)
+    out = tmp_path / "plain.jsonl"
+    result = runner.invoke(args=["backup", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "no snapshot reads" in result.output
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["snapshot"] is False
+    assert json.loads(out.read_text().splitlines()[-1])["documents"] >= 11  # the fixtures at least
