@@ -18,6 +18,7 @@ TASKS = [
     ("object_challenge.snapshot:republish_if_missing", 1.0),
     ("object_challenge.jobs.service:tick", 0.5),  # expired leases, stopped workers
     ("object_challenge.publish.flush:flush_due", 1.0),  # live boards -> MongoDB
+    ("object_challenge.publish.service:publish_settings_if_missing", 1.0),  # move scripts for the gateway
 ]
 
 

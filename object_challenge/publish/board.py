@@ -60,6 +60,22 @@ class Board:
         self._token = client.register_script(lib + (HERE / "token.lua").read_text())
         self._move = client.register_script(lib + (HERE / "move.lua").read_text())
         self._load = client.register_script(lib + (HERE / "load.lua").read_text())
+        self._since = client.register_script(lib + (HERE / "since.lua").read_text())
+
+    def settings(self):
+        """What the gateway needs to run token.lua / move.lua itself (keys.SCRIPTS)."""
+        return {"token_sha": self._token.sha, "move_sha": self._move.sha, "lock_ms": self.lock_ms,
+                "token_ms": self.token_ms, "rate_limit": self.rate_limit, "window_ms": self.rate_window_ms,
+                "ban_ms": self.ban_ms, "tolerance": JOIN_TOLERANCE, "retained": UPDATES_RETAINED}
+
+    def publish_settings(self):
+        """Load the scripts into Redis and tell the gateway their SHA1s and settings."""
+        self.redis.script_load(self._token.script)
+        self.redis.script_load(self._move.script)
+        self.redis.hset(keys.SCRIPTS, mapping=self.settings())
+
+    def settings_published(self):
+        return self.redis.hgetall(keys.SCRIPTS) == {k: str(v) for k, v in self.settings().items()}
 
     # -- the hot path -------------------------------------------------------
     def token(self, puzzle_id, piece, player, mark=""):
@@ -111,14 +127,8 @@ class Board:
 
     def updates_since(self, puzzle_id, since):
         """``(seq, [update JSON strings with seq > since])`` from the retained list."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hget(keys.meta(puzzle_id), "seq")
-        pipe.lrange(keys.updates(puzzle_id), 0, -1)
-        seq, retained = pipe.execute()
-        seq = int(seq or 0)
-        first = seq - len(retained) + 1
-        start = max(0, since + 1 - first)
-        return seq, retained[start:]
+        seq, retained = self._since(keys=[keys.meta(puzzle_id), keys.updates(puzzle_id)], args=[since])
+        return int(seq), retained
 
     # -- loading ------------------------------------------------------------------
     def load(self, puzzle):

@@ -66,7 +66,19 @@ def board():
     found = app.extensions.get("oc_board")
     if found is None:
         found = app.extensions["oc_board"] = Board(redis.client, app.config)
+        try:
+            found.publish_settings()
+        except Exception as exc:  # Redis not up yet: the scheduler publishes them
+            log.warning("could not publish the board scripts for the gateway: %s", exc)
     return found
+
+
+def publish_settings_if_missing():
+    """Scheduler task: the gateway runs the move scripts only with their SHA1s and settings."""
+    found = board()
+    if not found.settings_published():
+        found.publish_settings()
+        log.info("board scripts and settings published for the gateway")
 
 
 def _with_board(puzzle_id, step):

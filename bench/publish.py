@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Publish benchmarks (issue 8), through the gateway, in one run.
+
+    python bench/run.py publish [-- --duration 5 --rounds 2 --players 50 --watchers 1000]
+
+Starts the whole stack on free ports (RATE_LIMITS=off; MOVE_RATE_LIMIT raised so
+the per-player move rate never bans a benchmark player), makes 50 players and a
+10x10 puzzle on a 4000x4000 table, puts every piece in a cell of its own (300 px
+apart, so no move ever joins: every move does the full join search and finds
+nothing), then:
+
+1. moves: wrk, one connection per player (-t50 -c50), each player looping
+   GET .../piece/<i>/token/ -> PATCH .../piece/<i>/move/ on its own piece;
+   alternated (A B A B) with
+   trivial: the same players on GET /newapi/whoami (an authenticated Flask view
+   on the api service, through the same gateway).
+   Reported: accepted moves/s, requests/s, p50/p99 per kind of call, and the
+   cost ratio  trivial req/s / move-loop req/s  (target <= 1.25).
+2. watchers: N SSE connections on the puzzle (4 client processes), then moves
+   100 ms apart; the delay of each move to each watcher is the time from just
+   before the PATCH is sent to the watcher reading its data line
+   (target: p99 < 100 ms).
+
+Writes var/bench/publish.json.
+"""
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from object_challenge.devstack import Stack  # noqa: E402
+from object_challenge.devstores import free_port  # noqa: E402
+
+WRK_SCRIPT = ROOT / "bench" / "publish_wrk.lua"
+CELLS = 13
+
+CREATE_USERS = """
+import sys
+from object_challenge.app import create_app
+from object_challenge import accounts
+from object_challenge.models import User
+app = create_app()
+with app.app_context():
+    for name in sys.argv[1:]:
+        if not User.objects(name=name).first():
+            accounts.add_user(name, "user", "tok_" + name)
+"""
+
+
+def cell(i):
+    return 150 + 300 * (i % CELLS), 150 + 300 * (i // CELLS)
+
+
+def stack_env():
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
+    env.update({
+        "GATEWAY_PORT": str(free_port()), "MONGO_PORT": str(free_port()), "REDIS_PORT": str(free_port()),
+        "API_ADDR": f"127.0.0.1:{free_port()}", "JOBS_ADDR": f"127.0.0.1:{free_port()}",
+        "PUBLISH_ADDR": f"127.0.0.1:{free_port()}", "STORAGE_ADDR": f"127.0.0.1:{free_port()}",
+        "RATE_LIMITS": "off", "MOVE_RATE_LIMIT": "1000000000",
+    })
+    return env
+
+
+def auth(token):
+    return {"Authorization": f"Token {token}"}
+
+
+def prepare(stack, players):
+    names = [f"bench{i:03d}" for i in range(1, players + 1)]
+    subprocess.run([sys.executable, "-c", CREATE_USERS, *names], cwd=ROOT, env=stack.env, check=True,
+                   capture_output=True, timeout=300)
+    out = stack.manage("puzzle", "create", "10", "10", "--table", "4000x4000", "--now").stdout
+    puzzle_id = json.loads(out.strip().splitlines()[-1])["puzzle_id"]
+    session = requests.Session()
+    session.headers.update(auth("token_admin"))
+    base = f"{stack.url}/newapi/puzzle/{puzzle_id}"
+    deadline = time.monotonic() + 10
+    while session.get(f"{stack.url}/newapi/whoami", headers=auth(f"tok_{names[-1]}"),
+                      timeout=5).status_code != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit("bench publish: the new players never reached the gateway")
+        time.sleep(0.1)
+    for n in range(1, 100):
+        grant = session.get(f"{base}/piece/{n}/token/", timeout=5)
+        x, y = cell(n)
+        answer = session.patch(f"{base}/piece/{n}/move/", json={"token": grant.json()["token"], "x": x, "y": y},
+                               timeout=5)
+        if answer.status_code != 204:
+            raise SystemExit(f"bench publish: placing piece {n}: {answer.status_code} {answer.text}")
+    state = session.get(f"{base}/", timeout=5).json()
+    if any(p["group"] != p["id"] for p in state["pieces"]):
+        raise SystemExit("bench publish: a piece joined while placing; run again")
+    return puzzle_id
+
+
+def wrk(stack, args, mode, target, duration):
+    cmd = ["wrk", f"-t{args.players}", f"-c{args.players}", f"-d{duration}s", "--timeout", "5s",
+           "-s", str(WRK_SCRIPT), stack.url, "--", mode, str(target)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    result["command"] = shlex.join(cmd)
+    return result
+
+
+# -- SSE watchers ------------------------------------------------------------------
+SEQ = re.compile(rb'"seq":(\d+)')
+
+
+class _Watcher(asyncio.Protocol):
+    """One SSE connection: records (arrival time, bytes) and nothing else; parsed afterwards."""
+
+    def __init__(self, request, chunks, ready):
+        self.request, self.chunks, self.ready, self.seen_ok = request, chunks, ready, False
+
+    def connection_made(self, transport):
+        transport.write(self.request)
+
+    def data_received(self, data):
+        self.chunks.append((time.time(), data))
+        if not self.seen_ok and b": ok" in data:
+            self.seen_ok = True
+            self.ready.append(1)
+
+
+def _watchers_process(host, port, path, tokens, conn, seconds):
+    async def main():
+        loop = asyncio.get_running_loop()
+        ready, streams, transports = [], [], []
+        stop_at = time.time() + seconds
+        for token in tokens:
+            chunks = []
+            request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Token {token}\r\n"
+                       f"Accept: text/event-stream\r\n\r\n").encode()
+            transport, _ = await loop.create_connection(lambda: _Watcher(request, chunks, ready), host, port)
+            streams.append(chunks)
+            transports.append(transport)
+        while len(ready) < len(tokens) and time.time() < stop_at:
+            await asyncio.sleep(0.05)
+        conn.send(("ready", len(ready)))
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "done" from the parent
+        for transport in transports:
+            transport.close()
+        events = []
+        for chunks in streams:
+            for at, data in chunks:
+                events.extend((int(m.group(1)), at) for m in SEQ.finditer(data))
+        conn.send(("events", events))
+
+    asyncio.run(main())
+
+
+def watchers_bench(stack, puzzle_id, args):
+    host, port = "127.0.0.1", int(stack.settings["GATEWAY_PORT"])
+    path = f"/newapi/puzzle/{puzzle_id}/updates/"
+    procs, pipes = [], []
+    per = [args.watchers // args.watcher_procs + (1 if i < args.watchers % args.watcher_procs else 0)
+           for i in range(args.watcher_procs)]
+    listen = 20 + args.moves * args.move_gap
+    for i, count in enumerate(per):
+        parent, child = multiprocessing.Pipe()
+        tokens = [f"tok_bench{(i * 1000 + k) % args.players + 1:03d}" for k in range(count)]
+        proc = multiprocessing.Process(target=_watchers_process, args=(host, port, path, tokens, child, listen))
+        proc.start()
+        procs.append(proc)
+        pipes.append(parent)
+    connected = sum(pipe.recv()[1] for pipe in pipes)
+    session = requests.Session()
+    session.headers.update(auth("tok_bench001"))
+    base = f"{stack.url}/newapi/puzzle/{puzzle_id}/piece/1"
+    sent, flip = {}, 0
+    for _ in range(args.moves):
+        token = session.get(f"{base}/token/", timeout=5).json()["token"]
+        flip = 1 - flip
+        x, y = cell(101 if flip else 1)
+        started = time.time()
+        answer = session.patch(f"{base}/move/", json={"token": token, "x": x, "y": y}, timeout=5)
+        sent[int(answer.headers["X-Puzzle-Seq"])] = started
+        time.sleep(args.move_gap)
+    time.sleep(1.0)  # the last move reaches everyone
+    for pipe in pipes:
+        pipe.send("done")
+    delays, received = [], 0
+    for pipe in pipes:
+        kind, events = pipe.recv()
+        for seq, at in events:
+            if seq in sent:
+                delays.append((at - sent[seq]) * 1000)
+                received += 1
+    for proc in procs:
+        proc.join(timeout=30)
+    delays.sort()
+
+    def pct(p):
+        return round(delays[max(0, min(len(delays) - 1, int(len(delays) * p / 100 + 0.5) - 1))], 2) if delays else None
+
+    return {"watchers": args.watchers, "connected": connected, "moves": args.moves,
+            "deliveries_expected": connected * args.moves, "deliveries": received,
+            "delay_p50_ms": pct(50), "delay_p99_ms": pct(99), "delay_max_ms": round(delays[-1], 2) if delays else None}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="bench publish")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="A/B alternations")
+    parser.add_argument("--players", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--watcher-procs", type=int, default=4)
+    parser.add_argument("--moves", type=int, default=40, help="moves sent to the watchers")
+    parser.add_argument("--move-gap", type=float, default=0.1, help="seconds between those moves")
+    args = parser.parse_args(argv)
+    if args.players > 50:
+        raise SystemExit("at most 50 players: the puzzle has two private cells for each of them")
+
+    var = Path(tempfile.mkdtemp(prefix="oc-bench-publish-"))
+    stack = Stack(env=stack_env(), var_dir=var, mongo_file=False, quiet=True, workers=0)
+    print(f"starting the stack in {var} ...", flush=True)
+    stack.start()
+    try:
+        puzzle_id = prepare(stack, args.players)
+        if args.warmup:
+            wrk(stack, args, "cycle", puzzle_id, args.warmup)
+            wrk(stack, args, "get", "/newapi/whoami", args.warmup)
+        runs = {"moves": [], "trivial": []}
+        for _ in range(args.rounds):
+            runs["moves"].append(wrk(stack, args, "cycle", puzzle_id, args.duration))
+            runs["trivial"].append(wrk(stack, args, "get", "/newapi/whoami", args.duration))
+
+        def mean(name, field):
+            return sum(r[field] for r in runs[name]) / len(runs[name])
+
+        moves_rps, trivial_rps = mean("moves", "rps"), mean("trivial", "rps")
+        accepted = mean("moves", "accepted_per_s")
+        last_m, last_t = runs["moves"][-1], runs["trivial"][-1]
+        ratio = trivial_rps / moves_rps if moves_rps else float("inf")
+        print(f"  moves    {accepted:8.0f} accepted moves/s  ({moves_rps:.0f} req/s: token + move)  "
+              f"token p50 {last_m['token']['p50_ms']:.2f} p99 {last_m['token']['p99_ms']:.2f} ms  "
+              f"move p50 {last_m['move']['p50_ms']:.2f} p99 {last_m['move']['p99_ms']:.2f} ms  "
+              f"refused {sum(r['refused'] for r in runs['moves'])}  errors {sum(r['errors'] for r in runs['moves'])}",
+              flush=True)
+        print(f"  trivial  {trivial_rps:8.0f} req/s GET /newapi/whoami  p50 {last_t['get']['p50_ms']:.2f} "
+              f"p99 {last_t['get']['p99_ms']:.2f} ms", flush=True)
+        verdict = "PASS" if ratio <= 1.25 else "FAIL"
+        print(f"cost of a move-loop call / a trivial call: {ratio:.2f} (target <= 1.25) {verdict}", flush=True)
+
+        print(f"  {args.watchers} SSE watchers ...", flush=True)
+        watch = watchers_bench(stack, puzzle_id, args)
+        watch_ok = (watch["deliveries"] == watch["deliveries_expected"] and watch["connected"] == args.watchers
+                    and watch["delay_p99_ms"] is not None and watch["delay_p99_ms"] < 100)
+        print(f"  watchers {watch['connected']}/{args.watchers} connected, {watch['deliveries']}/"
+              f"{watch['deliveries_expected']} deliveries, delay p50 {watch['delay_p50_ms']} ms "
+              f"p99 {watch['delay_p99_ms']} ms max {watch['delay_max_ms']} ms (target p99 < 100) "
+              f"{'PASS' if watch_ok else 'FAIL'}", flush=True)
+        result = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": f"{platform.node()} {os.cpu_count()} cpus",
+            "settings": vars(args),
+            "moves": {"accepted_per_s": round(accepted, 1), "rps": round(moves_rps, 1),
+                      "trivial_rps": round(trivial_rps, 1), "cost_ratio": round(ratio, 3),
+                      "target": 1.25, "pass": ratio <= 1.25},
+            "watchers": {**watch, "target_p99_ms": 100, "pass": watch_ok},
+            "runs": runs,
+        }
+        out = ROOT / "var" / "bench"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "publish.json").write_text(json.dumps(result, indent=1))
+        print(f"results in {out / 'publish.json'}")
+        return 0 if ratio <= 1.25 and watch_ok else 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
