@@ -8,8 +8,9 @@ collection another module adds is included without touching this file:
   ``MONGO_JOB_DB`` (job documents) and ``MONGO_DATA_DB`` (module data), with each
   collection's index definitions;
 - every Redis key of the app (``oc:*``): queue order, leases, live puzzle state.
-  The gateway snapshot (``oc:gw:*``) is left out: it is derived from MongoDB and
-  republished after a restore.
+  Derived keys are left out (REDIS_DERIVED): the gateway snapshot (``oc:gw:*``),
+  republished after a restore, and the move scripts' SHA1s (``oc:pub:scripts``),
+  republished by the scheduler together with the scripts themselves.
 
 Consistency: on a replica set the MongoDB part is read in one snapshot session
 (every collection as of one cluster time; MongoDB keeps a snapshot readable for
@@ -54,7 +55,10 @@ FORMAT = "object_challenge-backup"
 VERSION = 1
 ROLES = ("main", "jobs", "data")  # the app's databases, by what they hold
 REDIS_MATCH = "oc:*"
-REDIS_DERIVED = "oc:gw:"  # the gateway snapshot: rebuilt from MongoDB, never restored
+# derived state, rebuilt by the services and the scheduler, never backed up: the
+# gateway snapshot (from MongoDB) and the move scripts' SHA1s (the scripts must be
+# loaded into the new Redis, which republishing does)
+REDIS_DERIVED = ("oc:gw:", "oc:pub:scripts")
 BATCH = 1000
 # documents keep their exact BSON types (int32 vs int64 vs double, dates); the
 # header, footer and Redis lines are written relaxed, so that they read as plain JSON
