@@ -285,6 +285,21 @@ def test_gateway_config_step_renders_the_openresty_flavour(stores, tmp_path):
     assert compose_volume_mounts(deployment) == {"gateway": "/conf", "gateway-config": "/conf"}
 
 
+def _debianize(conf_dir):
+    """The openresty conf made loadable by Debian's nginx: load the lua module, add
+    Debian's lua-resty-core path. Nothing else changes. Returns the conf path."""
+    conf = conf_dir / "conf" / "nginx.conf"
+    text = conf.read_text()
+    debian = ("load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+              "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;")
+    assert "# openresty: the lua module is built in" in text
+    text = text.replace("# openresty: the lua module is built in", debian)
+    text = text.replace(f'lua_package_path "{conf_dir}/lua/?.lua;;"',
+                        f'lua_package_path "{conf_dir}/lua/?.lua;/usr/share/lua/5.1/?.lua;;"')
+    conf.write_text(text)
+    return conf
+
+
 def compose_volume_mounts(deployment):
     return {name: m.split(":")[1] for name, s in deployment.services.items()
             for m in s.get("volumes", []) if m.startswith("gateway-conf:")}
@@ -301,18 +316,9 @@ def test_rendered_gateway_conf_passes_nginx_t(stores, tmp_path):
     conf_dir.mkdir()
     result = _render_like_compose(deployment, conf_dir)
     assert result.returncode == 0, result.stderr
-    conf = conf_dir / "conf" / "nginx.conf"
-    text = conf.read_text()
-    debian = ("load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
-              "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;")
-    text = text.replace("# openresty: the lua module is built in", debian)
-    text = text.replace(f'lua_package_path "{conf_dir}/lua/?.lua;;"',
-                        f'lua_package_path "{conf_dir}/lua/?.lua;/usr/share/lua/5.1/?.lua;;"')
-    text = text.replace(f'lua_package_path "{conf_dir}/lua/?.lua;"',
-                        f'lua_package_path "{conf_dir}/lua/?.lua;/usr/share/lua/5.1/?.lua;;"')
+    conf = _debianize(conf_dir)
     (conf_dir / "logs" / "access.log").unlink()
     (conf_dir / "logs" / "error.log").unlink()
-    conf.write_text(text)
     checked = subprocess.run(["nginx", "-t", "-p", str(conf_dir), "-c", str(conf)],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
@@ -332,3 +338,52 @@ def test_debian_flavour_with_the_compose_settings_passes_nginx_t(stores, tmp_pat
     checked = subprocess.run(["nginx", "-t", "-p", str(prefix), "-c", str(conf)],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="Debian's nginx is not installed")
+def test_gateway_command_serves_the_deployment(deployment, tmp_path):
+    """The gateway container's command on the compose step's output (made loadable by
+    Debian's nginx), in front of the services above: its health check passes and a
+    client's request goes through it with a token made by the operator."""
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    port = free_port()
+    rendered = _render_like_compose(deployment, conf_dir, REDIS_URL=deployment.redis_url, GATEWAY_PORT=port)
+    assert rendered.returncode == 0, rendered.stderr
+    _debianize(conf_dir)
+    argv = dc.interpolate(deployment.services["gateway"]["command"], deployment.variables)
+    assert argv[0].endswith("/openresty")
+    argv = ["nginx", *[str(conf_dir) + a[len("/conf"):] if a.startswith("/conf") else a for a in argv[1:]]]
+    out = open(tmp_path / "gateway.out", "wb")
+    gateway = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        check = dc.healthcheck_command(deployment.services["gateway"])
+        check = [a.replace("127.0.0.1/8080", f"127.0.0.1/{port}") for a in check]
+
+        def healthy():
+            assert gateway.poll() is None, (tmp_path / "gateway.out").read_text()
+            return subprocess.run(check, capture_output=True, timeout=10).returncode == 0
+
+        wait_until(healthy, timeout=30, interval=0.2, message="the gateway's health check")
+        made = deployment.manage("user", "add", "gateway-client")
+        token = made.stdout.split("token: ", 1)[1].split()[0]
+        url = f"http://127.0.0.1:{port}"
+        answer = requests.post(f"{url}/bucket", json={"bucket": "deployed-bucket"},
+                               headers={"Authorization": f"Token {token}"}, timeout=10)
+        assert answer.status_code == 201, answer.text
+        who = requests.get(f"{url}/newapi/whoami", headers={"Authorization": f"Token {token}"}, timeout=10)
+        assert who.status_code == 200 and who.json()["name"] == "gateway-client"
+        assert requests.post(f"{url}/bucket", json={"bucket": "x-bucket"}, timeout=10).status_code == 401
+
+        def access_line():  # the access log goes to the container's stdout, as JSON
+            for line in (tmp_path / "gateway.out").read_text().splitlines():
+                if line.startswith("{"):
+                    entry = json.loads(line)
+                    if entry.get("uri") == "/bucket" and entry.get("status") == 201:
+                        return entry
+            return None
+
+        wait_until(access_line, timeout=10, message="the gateway's JSON access line")
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=15)
