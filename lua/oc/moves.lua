@@ -23,6 +23,20 @@ end
 
 local _M = {}
 
+-- The caller's user id as the access phase decided it: $oc_user_id (the
+-- gateway's variable) or, from older confs, the X-User-Id it set; clients'
+-- own X-User-* headers were stripped before either.
+local function user_id()
+    local id = ngx.var.oc_user_id
+    if id == nil or id == "" then
+        id = ngx.var.http_x_user_id
+    end
+    if id == "" then
+        return nil
+    end
+    return id
+end
+
 local SETTINGS_TTL = 1 -- s a worker keeps oc:pub:scripts
 local MAX_MARK = 100
 local NUMERIC = [[^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$]]
@@ -177,7 +191,7 @@ local function move_args(p, n, player, conf)
 end
 
 function _M.serve()
-    local player = ngx.var.http_x_user_id -- set by the gateway only (forgeries stripped)
+    local player = user_id()
     if not player then
         return errors.exit(401, "unauthorized", "credentials required; send Authorization: Token <token>",
             nil, { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })

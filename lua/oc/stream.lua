@@ -20,6 +20,20 @@ local print, flush = ngx.print, ngx.flush
 
 local _M = {}
 
+-- The caller's user id as the access phase decided it: $oc_user_id (the
+-- gateway's variable) or, from older confs, the X-User-Id it set; clients'
+-- own X-User-* headers were stripped before either.
+local function user_id()
+    local id = ngx.var.oc_user_id
+    if id == nil or id == "" then
+        id = ngx.var.http_x_user_id
+    end
+    if id == "" then
+        return nil
+    end
+    return id
+end
+
 local KEEPALIVE = 15          -- seconds between ": keep-alive" comments
 local READ_TIMEOUT = 3600000  -- ms a subscribed read may wait (a quiet puzzle)
 
@@ -68,9 +82,8 @@ local function keepalive()
 end
 
 function _M.serve()
-    -- the access phase let anonymous callers through (services decide on
-    -- /newapi); X-User-Id is set only by the gateway, after stripping forgeries
-    if not ngx.var.http_x_user_id then
+    -- the access phase let anonymous callers through (services decide on /newapi)
+    if not user_id() then
         return errors.exit(401, "unauthorized", "credentials required; send Authorization: Token <token>",
             nil, { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })
     end
