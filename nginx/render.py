@@ -40,6 +40,7 @@ FLAVOURS = {
 
 PROXY_COMMON = """\
 proxy_http_version 1.1;
+proxy_set_header X-Request-Id $oc_request_id;
 proxy_set_header Connection "";
 proxy_set_header Host $host;
 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -47,6 +48,14 @@ proxy_set_header X-Forwarded-Proto $scheme;
 proxy_connect_timeout 1s;
 proxy_send_timeout 30s;
 proxy_read_timeout 30s;"""
+
+# Identity towards the services, from variables the access phase sets; these
+# also replace any client header of the same name.
+PROXY_IDENTITY = """\
+proxy_set_header X-User-Id $oc_user_id;
+proxy_set_header X-User-Name $oc_user_name;
+proxy_set_header X-User-Role $oc_user_role;
+proxy_set_header X-Gateway-Secret $oc_gateway_secret;"""
 
 
 def load_settings():
@@ -139,6 +148,7 @@ def render(flavour, prefix, cfg, lua_dir=None, workers="auto", access_log=None, 
         "storage_addr": addr(cfg.STORAGE_ADDR),
         "listen": f"{cfg.GATEWAY_HOST}:{cfg.GATEWAY_PORT}",
         "proxy_common": indent(PROXY_COMMON, 8),
+        "proxy_identity": indent(PROXY_IDENTITY, 8),
     }
     text = TEMPLATE.read_text()
     for key, value in values.items():

@@ -114,16 +114,21 @@ function _M.lookup(ctx, ident)
         end
     end
     ctx.cache = { gen = gen, full = full, ident = ident, lock = lock }
+    ngx.var.oc_cache_status = "MISS"
     return nil
 end
 
 -- Serve a stored entry from the access phase and end the request.
+-- Headers go through $oc_* variables and add_header in the conf: setting
+-- ngx.header costs ~2 us each, a variable ~0.1 us.
 function _M.serve(e, how)
-    local h = ngx.header
-    h["Content-Type"] = e.ctype
-    h["Cache-Control"] = e.cc
-    h["Age"] = max(0, floor(ngx.now() - e.stored))
-    h["X-Cache-Status"] = how
+    local var = ngx.var
+    if e.ctype ~= "application/json" then -- the conf's default_type
+        ngx.header["Content-Type"] = e.ctype
+    end
+    var.oc_cache_control = e.cc
+    var.oc_age = max(0, floor(ngx.now() - e.stored))
+    var.oc_cache_status = how
     ngx.status = 200
     ngx.print(e.body)
     return ngx.exit(200)
@@ -138,7 +143,6 @@ end
 local function plan(ctx)
     local c = ctx.cache
     local h = ngx.header
-    h["X-Cache-Status"] = "MISS"
     if ngx.status ~= 200 or h["Set-Cookie"] then
         return
     end

@@ -45,10 +45,11 @@ end
 -- Send the error and end the request (any phase before content is sent).
 function _M.exit(status, code, message, extra, headers)
     ngx.status = status
+    request.assign() -- X-Request-Id comes from $oc_request_id (add_header)
+    local var = ngx.var
+    var.oc_cache_control = "no-store"
     local h = ngx.header
     h["Content-Type"] = "application/json"
-    h["Cache-Control"] = "no-store"
-    h["X-Request-Id"] = request.id()
     if headers then
         for k, v in pairs(headers) do
             h[k] = v

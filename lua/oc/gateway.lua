@@ -89,12 +89,14 @@ local function forward(ident)
         return unauthorized("malformed") -- two Authorization headers
     end
     strip_forged(headers)
-    req.set_header("X-Request-Id", request.id())
-    req.set_header("X-Gateway-Secret", settings.get().gateway_secret)
+    -- X-Request-Id, X-Gateway-Secret and X-User-* are proxy_set_header from
+    -- these variables (an empty one sends no header)
+    local var = ngx.var
+    var.oc_gateway_secret = settings.get().gateway_secret
     if ident then
-        req.set_header("X-User-Id", ident.id_header)
-        req.set_header("X-User-Name", ident.name)
-        req.set_header("X-User-Role", ident.role)
+        var.oc_user_id = ident.id_header
+        var.oc_user_name = ident.name
+        var.oc_user_role = ident.role
     end
 end
 
@@ -106,8 +108,7 @@ local function purge(ident, path)
         return errors.exit(403, "forbidden", "purging the cache needs the admin role")
     end
     cache.purge(path)
-    ngx.header["Content-Type"] = "application/json"
-    ngx.header["Cache-Control"] = "no-store"
+    ngx.var.oc_cache_control = "no-store"
     ngx.say(cjson.encode({ purged = path, request_id = request.id() }))
     return ngx.exit(200)
 end
@@ -157,7 +158,7 @@ function _M.access(route)
         if route ~= "jobs" and method ~= "GET" and method ~= "HEAD" and method ~= "OPTIONS" then
             ngx.ctx.purge = ngx.var.uri -- a write: purged once it has been answered
         end
-        ngx.header["X-Cache-Status"] = "BYPASS"
+        ngx.var.oc_cache_status = "BYPASS"
     end
 end
 
@@ -194,10 +195,8 @@ function _M.index()
     if req.get_method() ~= "GET" and req.get_method() ~= "HEAD" then
         return errors.exit(405, "method_not_allowed", "GET / only", nil, { Allow = "GET" })
     end
-    local conf = settings.get()
-    ngx.header["Content-Type"] = "application/json"
-    ngx.header["X-Request-Id"] = request.id()
-    ngx.say(conf.index_json)
+    request.assign()
+    ngx.say(settings.get().index_json)
 end
 
 -- Anything not routed (internal paths included): 404, or a purge.
