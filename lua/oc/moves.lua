@@ -48,6 +48,16 @@ function keys.scripts() return "oc:pub:scripts" end
 function keys.dirty() return "oc:pub:dirty" end
 _M.keys = keys
 
+-- Cache-Control: no-store, through $oc_cache_control where the conf sends
+-- that variable with add_header (else the header itself).
+local function no_store()
+    if ngx.var.oc_cache_control ~= nil then
+        ngx.var.oc_cache_control = "no-store"
+    else
+        ngx.header["Cache-Control"] = "no-store"
+    end
+end
+
 local cached = { at = -1, conf = false }
 
 local function settings(red)
@@ -240,7 +250,7 @@ function _M.serve()
     if data.refused then
         return refuse(data, n, conf)
     end
-    ngx.header["Cache-Control"] = "no-store"
+    no_store()
     if m[3] == "move" then
         ngx.header["X-Puzzle-Seq"] = tostring(data.seq)
         return ngx.exit(204)

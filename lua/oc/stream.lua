@@ -71,6 +71,16 @@ local function connect()
     return red
 end
 
+-- Cache-Control: no-store, through $oc_cache_control where the conf sends
+-- that variable with add_header (else the header itself).
+local function no_store()
+    if ngx.var.oc_cache_control ~= nil then
+        ngx.var.oc_cache_control = "no-store"
+    else
+        ngx.header["Cache-Control"] = "no-store"
+    end
+end
+
 local function keepalive()
     while true do
         ngx.sleep(KEEPALIVE)
@@ -124,9 +134,11 @@ function _M.serve()
     ngx.status = 200
     local h = ngx.header
     h["Content-Type"] = "text/event-stream"
-    h["Cache-Control"] = "no-store"
     h["X-Accel-Buffering"] = "no"
-    h["X-Request-Id"] = request.id()
+    no_store()
+    if ngx.var.oc_request_id == nil then -- older confs: no add_header for it
+        h["X-Request-Id"] = request.id()
+    end
     print(": ok\n\n")
     flush(true)
     local beats = ngx.thread.spawn(keepalive)

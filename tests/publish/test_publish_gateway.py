@@ -92,6 +92,8 @@ def test_the_stream_starts_with_ok_after_its_headers(stack):
     try:
         assert stream.response.status == 200
         assert stream.response.getheader("Content-Type") == "text/event-stream"
+        assert stream.response.getheader("Cache-Control") == "no-store"
+        assert "," not in stream.response.getheader("X-Request-Id")  # exactly one
         assert stream.first_line() == b": ok\n"
     finally:
         stream.close()
