@@ -310,11 +310,14 @@ def main(argv=None):
                            "token_p50_ms": last["token"]["p50_ms"], "token_p99_ms": last["token"]["p99_ms"],
                            "move_p50_ms": last["move"]["p50_ms"], "move_p99_ms": last["move"]["p99_ms"],
                            "refused": sum(r["refused"] for r in runs[name]),
+                           "refusals": " ".join(r.get("refusals", "") for r in runs[name]).strip(),
                            "errors": sum(r["errors"] for r in runs[name]), "target": 1.25, "pass": ratio <= 1.25}
             print(f"  {name:<12} {accepted:8.0f} accepted moves/s ({rps:.0f} req/s: token + move)  "
                   f"token p50 {last['token']['p50_ms']:.2f} p99 {last['token']['p99_ms']:.2f} ms  "
                   f"move p50 {last['move']['p50_ms']:.2f} p99 {last['move']['p99_ms']:.2f} ms  "
                   f"refused {moves[name]['refused']}  errors {moves[name]['errors']}", flush=True)
+            if moves[name]["refusals"]:
+                print(f"  {name:<12} refused: {moves[name]['refusals'][:300]}", flush=True)
             print(f"  {name:<12} cost of a move-loop call / a trivial call: {ratio:.2f} (target <= 1.25) "
                   f"{'PASS' if ratio <= 1.25 else 'FAIL'}", flush=True)
         best = min(moves.values(), key=lambda m: m["cost_ratio"])

@@ -34,7 +34,7 @@ function init(args)
                 ["Content-Type"] = "application/json" }
     lat_token, lat_move, lat_get = {}, {}, {}
     lat = { token = lat_token, move = lat_move, get = lat_get }
-    accepted, refused = 0, 0
+    accepted, refused, sample = 0, 0, ""
     if mode == "cycle" then
         base = "/newapi/puzzle/" .. args[2] .. "/piece/" .. tid .. "/"
         token_req = wrk.format("GET", base .. "token/", headers)
@@ -60,6 +60,13 @@ function request()
         string.format('{"token": "%s", "x": %d, "y": %d, "r": 0}', token, x, y))
 end
 
+local function note(status, body)
+    refused = refused + 1
+    if #sample < 300 then
+        sample = sample .. kind .. " " .. status .. " " .. (body or ""):sub(1, 80):gsub('"', "'") .. "; "
+    end
+end
+
 function response(status, hdrs, body)
     local list = lat[kind]
     list[#list + 1] = now_ms() - started
@@ -68,17 +75,17 @@ function response(status, hdrs, body)
         if token then
             state = "move"
         else
-            refused = refused + 1
+            note(status, body)
         end
     elseif kind == "move" then
         if status == 204 then
             accepted = accepted + 1
         else
-            refused = refused + 1
+            note(status, body)
         end
         state = "token"
     elseif status ~= 200 then
-        refused = refused + 1
+        note(status, body)
     end
 end
 
@@ -91,10 +98,11 @@ end
 
 function done(summary, latency, requests)
     local all = { token = {}, move = {}, get = {} }
-    local acc, ref = 0, 0
+    local acc, ref, samples = 0, 0, ""
     for _, t in ipairs(threads) do
         acc = acc + t:get("accepted")
         ref = ref + t:get("refused")
+        samples = samples .. t:get("sample")
         -- flat tables only: wrk's thread:get crashes on nested ones
         for k, list in pairs(all) do
             for _, v in ipairs(t:get("lat_" .. k)) do
@@ -111,7 +119,7 @@ function done(summary, latency, requests)
     end
     local e = summary.errors
     io.write(string.format('{"requests": %d, "duration_s": %.3f, "rps": %.1f, "accepted": %d, '
-        .. '"accepted_per_s": %.1f, "refused": %d, "errors": %d, "non2xx": %d, %s}\n',
-        summary.requests, secs, summary.requests / secs, acc, acc / secs, ref,
+        .. '"accepted_per_s": %.1f, "refused": %d, "refusals": "%s", "errors": %d, "non2xx": %d, %s}\n',
+        summary.requests, secs, summary.requests / secs, acc, acc / secs, ref, samples:sub(1, 500),
         e.connect + e.read + e.write + e.timeout, e.status, table.concat(parts, ", ")))
 end
