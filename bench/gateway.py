@@ -118,14 +118,36 @@ def preflight(name, s):
         raise SystemExit(f"bench {name}: expected X-Cache-Status {s['cache']}, got {answer.headers}")
 
 
-def wrk(s, args, round_no):
+def nginx_workers(prefix):
+    master = int((prefix / "logs" / "nginx.pid").read_text())
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def wrk(s, args, round_no, workers=()):
     mode = f"unique:{s['unique']}r{round_no}" if s.get("unique") else "fixed"
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "5s",
            "-s", str(WRK_SCRIPT), s["url"] + s["path"], "--", s["method"], s["path"], s.get("body") or "-",
            mode, *s["headers"]]
+    before = cpu_ticks(workers)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    ticks = cpu_ticks(workers) - before
     result = json.loads(out.strip().splitlines()[-1])
     result["command"] = shlex.join(cmd)
+    # nginx CPU per request: steadier than req/s on a machine others share
+    if workers and result["requests"]:
+        result["nginx_cpu_us"] = round(ticks * 1e6 / os.sysconf("SC_CLK_TCK") / result["requests"], 1)
     return result
 
 
@@ -157,16 +179,21 @@ def main(argv=None):
                 wrk(s, warm, "w")
                 time.sleep(args.settle)
         measured, report = {}, []
+        prefixes = {stack.url: stack.var / "nginx", fallback.url: fallback.prefix}
         for title, a, b, target in PAIRS:
             runs = {a: [], b: []}
             for round_no in range(args.rounds):
                 for name in (a, b):
-                    runs[name].append(wrk(table[name], args, round_no))
+                    prefix = prefixes.get(table[name]["url"])
+                    workers = nginx_workers(prefix) if prefix else ()
+                    runs[name].append(wrk(table[name], args, round_no, workers))
                     time.sleep(args.settle)
             for name in (a, b):
                 rps = sum(r["rps"] for r in runs[name]) / len(runs[name])
                 measured.setdefault(name, []).extend(runs[name])
-                print(f"  {name:<15} {rps:>10.0f} req/s  p50 {runs[name][-1]['p50_ms']:.2f} ms  "
+                cpu = [r["nginx_cpu_us"] for r in runs[name] if "nginx_cpu_us" in r]
+                cpu_text = f"nginx {sum(cpu) / len(cpu):5.1f} us cpu/req" if cpu else "nginx not involved  "
+                print(f"  {name:<15} {rps:>10.0f} req/s  {cpu_text}  p50 {runs[name][-1]['p50_ms']:.2f} ms  "
                       f"p99 {runs[name][-1]['p99_ms']:.2f} ms  non-2xx {sum(r['non2xx'] for r in runs[name])}  "
                       f"errors {sum(r['errors'] for r in runs[name])}", flush=True)
             ra = sum(r["rps"] for r in runs[a]) / len(runs[a])

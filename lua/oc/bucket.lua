@@ -44,7 +44,9 @@ function _M.name_from_body()
     return name
 end
 
-function _M.access(ident)
+-- "allow" (the location proxies it to storage) or "ask_api" (no snapshot:
+-- the api service decides); a refusal ends the request here.
+function _M.decide(ident)
     local name, reason = _M.name_from_body()
     if not name then
         return invalid(reason)
@@ -56,16 +58,14 @@ function _M.access(ident)
     end
     local compiled = snapshot.rules()
     if not compiled then
-        return ngx.exec("@bucket_api")
+        return "ask_api"
     end
     if not rules.admit(compiled, ident.user_id, name) then
         return errors.exit(403, "not_allowed", "you may not create '" .. name
             .. "': its prefix is reserved; ask an operator for a grant",
             { result = "not allowed" })
     end
-    -- allowed: the location proxies the request to the storage service;
-    -- the creator's cached bucket list is stale once it has answered
-    ngx.ctx.purge = "/newapi/buckets"
+    return "allow"
 end
 
 return _M

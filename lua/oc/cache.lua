@@ -86,8 +86,9 @@ local function parse(raw)
 end
 
 -- On a cacheable GET: the stored entry if any, and HIT or UPDATING.
--- Remembers in ctx what the header filter needs to store the answer otherwise.
-function _M.lookup(ctx, ident)
+-- Otherwise remembers in ngx.ctx what the header filter needs to store
+-- the answer.
+function _M.lookup(ident)
     local path, full = uri()
     local gen = generation(path)
     local pkey = keys.cache_entry(gen, "p", full)
@@ -113,7 +114,7 @@ function _M.lookup(ctx, ident)
             return e, "UPDATING" -- another request is refreshing it
         end
     end
-    ctx.cache = { gen = gen, full = full, ident = ident, lock = lock }
+    ngx.ctx.cache = { gen = gen, full = full, ident = ident, lock = lock }
     ngx.var.oc_cache_status = "MISS"
     return nil
 end

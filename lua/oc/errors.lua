@@ -5,6 +5,7 @@ local request = require "oc.request"
 
 local ngx = ngx
 local pairs = pairs
+local find, gsub = string.find, string.gsub
 
 local _M = {}
 
@@ -38,8 +39,12 @@ function _M.body(status, code, message, extra)
             t[k] = v
         end
     end
+    local json = cjson.encode(t)
     -- cjson escapes "/" as "\/"; paths in messages read better without
-    return (cjson.encode(t):gsub("\\/", "/"))
+    if find(json, "\\/", 1, true) then
+        json = gsub(json, "\\/", "/")
+    end
+    return json
 end
 
 -- Send the error and end the request (any phase before content is sent).
@@ -48,9 +53,9 @@ function _M.exit(status, code, message, extra, headers)
     request.assign() -- X-Request-Id comes from $oc_request_id (add_header)
     local var = ngx.var
     var.oc_cache_control = "no-store"
-    local h = ngx.header
-    h["Content-Type"] = "application/json"
+    -- Content-Type: the conf's default_type is application/json
     if headers then
+        local h = ngx.header
         for k, v in pairs(headers) do
             h[k] = v
         end
@@ -66,7 +71,7 @@ function _M.from_status()
     if not status or status < 400 then
         status = 500
     end
-    return _M.exit(status)
+    return _M.exit(status, nil, nil, nil, { ["Content-Type"] = "application/json" })
 end
 
 return _M

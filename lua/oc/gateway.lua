@@ -145,15 +145,24 @@ function _M.access(route)
     local cacheable = route ~= "jobs" and route ~= "bucket" and method == "GET"
         and not (route == "publish" and re_find(ngx.var.uri, NO_CACHE, "jo"))
     if cacheable then
-        local entry, how = cache.lookup(ngx.ctx, ident)
+        local entry, how = cache.lookup(ident)
         if entry then
             return cache.serve(entry, how)
         end
     end
-    forward(ident)
     if route == "bucket" then
-        return bucket.access(ident)
+        -- refusals first: they need none of the upstream preparation
+        local decision = bucket.decide(ident)
+        forward(ident)
+        if decision == "ask_api" then
+            return ngx.exec("@bucket_api")
+        end
+        -- allowed: proxied to storage; the creator's bucket list is stale
+        -- once it has answered
+        ngx.ctx.purge = "/newapi/buckets"
+        return
     end
+    forward(ident)
     if not cacheable then
         if route ~= "jobs" and method ~= "GET" and method ~= "HEAD" and method ~= "OPTIONS" then
             ngx.ctx.purge = ngx.var.uri -- a write: purged once it has been answered
@@ -162,7 +171,17 @@ function _M.access(route)
     end
 end
 
+-- A cache HIT or UPDATING answer was made in Lua: nothing to do (and no
+-- ngx.ctx to create).
+local function served_from_cache()
+    local status = ngx.var.oc_cache_status
+    return status == "HIT" or status == "UPDATING"
+end
+
 function _M.header_filter()
+    if served_from_cache() then
+        return
+    end
     local ctx = ngx.ctx
     if ctx.cache then
         cache.header_filter(ctx)
@@ -172,6 +191,9 @@ function _M.header_filter()
 end
 
 function _M.body_filter()
+    if served_from_cache() then
+        return
+    end
     local ctx = ngx.ctx
     if ctx.cache then
         cache.body_filter(ctx)

@@ -21,7 +21,7 @@ function _M.check(name)
     if find(name, "..", 1, true) then
         return nil, "bucket names must not contain two adjacent periods"
     end
-    if re_find(name, [[^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$]], "jo") then
+    if not find(name, "[^%d.]") and re_find(name, [[^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$]], "jo") then
         return nil, "bucket names must not be formatted as an IP address"
     end
     if sub(name, 1, 4) == "xn--" then

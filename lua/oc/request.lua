@@ -25,28 +25,23 @@ local function new_id()
     return prefix .. tohex(counter, 8)
 end
 
+-- The id is memoised in $oc_request_id itself (no ngx.ctx: a cache HIT
+-- never creates one).
 function _M.id()
-    local ctx = ngx.ctx
-    local id = ctx.request_id
-    if id then
+    local var = ngx.var
+    local id = var.oc_request_id
+    if id and id ~= "" then
         return id
     end
-    id = ngx.var.oc_request_id
-    if id == "" or id == nil then
-        id = ngx.var.http_x_request_id
-        if not id or not re_find(id, [[^[A-Za-z0-9._-]{1,128}$]], "jo") then
-            id = new_id()
-        end
+    id = var.http_x_request_id
+    if not id or not re_find(id, [[^[A-Za-z0-9._-]{1,128}$]], "jo") then
+        id = new_id()
     end
-    ctx.request_id = id
+    var.oc_request_id = id
     return id
 end
 
 -- Fix the id for this request (answer, upstream, access log).
-function _M.assign()
-    local id = _M.id()
-    ngx.var.oc_request_id = id
-    return id
-end
+_M.assign = _M.id
 
 return _M
