@@ -8,7 +8,7 @@ import logging
 
 from flask import current_app
 
-from object_challenge.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, TooManyRequests  # noqa: F401
+from object_challenge.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from object_challenge.extensions import redis
 from object_challenge.models.puzzle import Puzzle
 from object_challenge.publish import flush

@@ -7,7 +7,7 @@ import math
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from object_challenge.errors import BadRequest
+from object_challenge.errors import BadRequest, ServiceUnavailable
 from object_challenge.identity import authenticated, current_identity, require_role
 from object_challenge.publish import service
 
@@ -127,7 +127,7 @@ def _stream(puzzle_id):
     confirmed = pubsub.get_message(timeout=5)
     if not confirmed or confirmed.get("type") != "subscribe":
         pubsub.close()
-        raise service.ServiceUnavailable("could not subscribe to the puzzle's updates; retry")
+        raise ServiceUnavailable("could not subscribe to the puzzle's updates; retry")
     keepalive = 15.0
 
     def events():

@@ -1,4 +1,6 @@
 """The publish contract in-process: create, read, token, move, joins, completion, catch-up."""
+import json
+
 import pytest
 
 from helpers import auth
@@ -277,3 +279,22 @@ def test_updates_of_unknown_puzzle_is_404(client):
 def test_puzzle_answer_is_cacheable_briefly(make_puzzle, client):
     answer = client.get(f"/newapi/puzzle/{make_puzzle()}/", headers=auth("token_1"))
     assert answer.headers["Cache-Control"] == "public, max-age=1"
+
+
+def test_the_service_streams_too_when_called_directly(make_puzzle, player, client):
+    """The gateway's fallback (and direct callers): SSE from the service, ': ok' once subscribed."""
+    puzzle_id = make_puzzle()
+    answer = client.get(f"/newapi/puzzle/{puzzle_id}/updates/", headers=auth("token_2"), buffered=False)
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/event-stream"
+    chunks = iter(answer.response)
+    assert next(chunks) == b": ok\n\n"
+    player("token_1", puzzle_id).take_and_move(2, 40, 50)
+    line = next(chunks).decode()
+    assert line.startswith("data: ") and line.endswith("\n\n")
+    assert json.loads(line[6:])["seq"] == 1
+    answer.close()
+
+
+def test_the_service_stream_of_an_unknown_puzzle_is_404(client):
+    assert client.get("/newapi/puzzle/4242/updates/", headers=auth("token_2")).status_code == 404
