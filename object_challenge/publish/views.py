@@ -53,8 +53,9 @@ def create():
 @authenticated
 def puzzle(puzzle_id):
     response = jsonify(service.puzzle_view(puzzle_id))
-    # the same for every caller; the gateway keeps it briefly and a move purges it
-    response.headers["Cache-Control"] = "public, max-age=1"
+    # the gateway keeps it a second (a move purges it); private: only callers
+    # with a token may read a puzzle, and a public entry would answer anonymous ones
+    response.headers["Cache-Control"] = "private, max-age=1"
     return response
 
 

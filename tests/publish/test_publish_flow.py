@@ -278,7 +278,7 @@ def test_updates_of_unknown_puzzle_is_404(client):
 
 def test_puzzle_answer_is_cacheable_briefly(make_puzzle, client):
     answer = client.get(f"/newapi/puzzle/{make_puzzle()}/", headers=auth("token_1"))
-    assert answer.headers["Cache-Control"] == "public, max-age=1"
+    assert answer.headers["Cache-Control"] == "private, max-age=1"
 
 
 def test_the_service_streams_too_when_called_directly(make_puzzle, player, client):

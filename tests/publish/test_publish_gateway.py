@@ -277,3 +277,12 @@ def test_a_refused_move_consumes_nothing_through_the_gateway(stack, edge):
     answer = player.move(4, token, 5, 5)
     assert answer.status_code == 204
     assert player.move(4, token, 5, 5).status_code == 409
+
+
+def test_a_cached_puzzle_is_never_served_to_anonymous_callers(stack):
+    puzzle_id = create(stack, 2, 3)
+    url = f"{stack.url}/newapi/puzzle/{puzzle_id}/"
+    assert requests.get(url, headers=auth("token_1"), timeout=5).status_code == 200
+    second = requests.get(url, headers=auth("token_1"), timeout=5)
+    assert second.headers.get("X-Cache-Status") == "HIT"
+    assert requests.get(url, timeout=5).status_code == 401
