@@ -24,11 +24,11 @@ end
 local _M = {}
 
 -- The caller's user id as the access phase decided it: $oc_user_id (the
--- gateway's variable) or, from older confs, the X-User-Id it set; clients'
--- own X-User-* headers were stripped before either.
+-- gateway's variable; "" for anonymous callers). Only a conf without that
+-- variable sets X-User-Id itself (after stripping the client's).
 local function user_id()
     local id = ngx.var.oc_user_id
-    if id == nil or id == "" then
+    if id == nil then
         id = ngx.var.http_x_user_id
     end
     if id == "" then
@@ -206,7 +206,7 @@ function _M.serve()
         return errors.exit(401, "unauthorized", "credentials required; send Authorization: Token <token>",
             nil, { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })
     end
-    local m = re_match(ngx.var.uri, [[^/newapi/puzzle/(\d{1,15})/piece/(\d{1,9})/(token|move)/$]], "jo")
+    local m = re_match(ngx.var.uri, [[^/newapi/puzzle/(\d{1,12})/piece/(\d{1,9})/(token|move)/$]], "jo")
     local method = ngx.req.get_method()
     if not m or (m[3] == "token" and method ~= "GET") or (m[3] == "move" and method ~= "PATCH") then
         return to_service() -- its 404 / 405 / redirect

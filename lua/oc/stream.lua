@@ -21,11 +21,11 @@ local print, flush = ngx.print, ngx.flush
 local _M = {}
 
 -- The caller's user id as the access phase decided it: $oc_user_id (the
--- gateway's variable) or, from older confs, the X-User-Id it set; clients'
--- own X-User-* headers were stripped before either.
+-- gateway's variable; "" for anonymous callers). Only a conf without that
+-- variable sets X-User-Id itself (after stripping the client's).
 local function user_id()
     local id = ngx.var.oc_user_id
-    if id == nil or id == "" then
+    if id == nil then
         id = ngx.var.http_x_user_id
     end
     if id == "" then

@@ -286,3 +286,11 @@ def test_a_cached_puzzle_is_never_served_to_anonymous_callers(stack):
     second = requests.get(url, headers=auth("token_1"), timeout=5)
     assert second.headers.get("X-Cache-Status") == "HIT"
     assert requests.get(url, timeout=5).status_code == 401
+
+
+def test_a_forged_user_id_is_no_identity(stack, edge):
+    puzzle_id = create(stack, 2, 3)
+    forged = {"X-User-Id": "1", "X-User-Role": "admin", "X-Gateway-Secret": "guess"}
+    assert requests.get(f"{edge}/newapi/puzzle/{puzzle_id}/piece/1/token/", headers=forged,
+                        timeout=5).status_code == 401
+    assert requests.get(f"{edge}/newapi/puzzle/{puzzle_id}/updates/", headers=forged, timeout=5).status_code == 401
