@@ -9,6 +9,7 @@
 -- completed puzzle is written back by the scheduler within a second.
 local cjson = require "cjson.safe"
 local errors = require "oc.errors"
+local publish = require "oc.publish"
 local store = require "oc.store"
 
 local ngx = ngx
@@ -23,40 +24,10 @@ end
 
 local _M = {}
 
--- The caller's user id as the access phase decided it: $oc_user_id (the
--- gateway's variable; "" for anonymous callers). Only a conf without that
--- variable sets X-User-Id itself (after stripping the client's).
-local function user_id()
-    local id = ngx.var.oc_user_id
-    if id == nil then
-        id = ngx.var.http_x_user_id
-    end
-    if id == "" then
-        return nil
-    end
-    return id
-end
-
 local SETTINGS_TTL = 1 -- s a worker keeps oc:pub:scripts
 local MAX_MARK = 100
 local NUMERIC = [[^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$]]
 
--- the Python twin: object_challenge/publish/keys.py
-local keys = {}
-function keys.stem(p) return "oc:pub:puzzle:" .. p end
-function keys.scripts() return "oc:pub:scripts" end
-function keys.dirty() return "oc:pub:dirty" end
-_M.keys = keys
-
--- Cache-Control: no-store, through $oc_cache_control where the conf sends
--- that variable with add_header (else the header itself).
-local function no_store()
-    if ngx.var.oc_cache_control ~= nil then
-        ngx.var.oc_cache_control = "no-store"
-    else
-        ngx.header["Cache-Control"] = "no-store"
-    end
-end
 
 local cached = { at = -1, conf = false }
 
@@ -65,7 +36,7 @@ local function settings(red)
     if now - cached.at < SETTINGS_TTL then
         return cached.conf
     end
-    local res, err = red:hgetall(keys.scripts())
+    local res, err = red:hgetall(publish.SCRIPTS)
     if not res then
         return nil, err
     end
@@ -172,7 +143,7 @@ local function token_args(p, n, player, conf)
     if #mark > MAX_MARK or mark:find("|", 1, true) then
         return nil, bad("bad_mark", "mark is a free string of at most " .. MAX_MARK .. " characters without '|'")
     end
-    local s = keys.stem(p)
+    local s = publish.stem(p)
     return { conf.token_sha, 5, s, s .. ":pieces", s .. ":lock:" .. n, s .. ":token:" .. n,
              s .. ":ban:" .. player, n, player, new_token(), mark, conf.lock_ms, conf.token_ms }
 end
@@ -193,15 +164,15 @@ local function move_args(p, n, player, conf)
     if type(token) ~= "string" or token == "" or token:find("|", 1, true) then
         return nil, bad("bad_move", "token is required: the string GET .../token/ gave you")
     end
-    local s = keys.stem(p)
+    local s = publish.stem(p)
     return { conf.move_sha, 9, s, s .. ":pieces", s .. ":groups", s .. ":updates", s .. ":token:" .. n,
-             s .. ":lock:" .. n, s .. ":rate:" .. player, s .. ":ban:" .. player, keys.dirty(),
+             s .. ":lock:" .. n, s .. ":rate:" .. player, s .. ":ban:" .. player, publish.DIRTY,
              p, n, token, player, x, y, r, conf.rate_limit, conf.window_ms, conf.ban_ms,
-             conf.tolerance, conf.retained, s .. ":channel" }
+             conf.tolerance, conf.retained, publish.channel(p) }
 end
 
 function _M.serve()
-    local player = user_id()
+    local player = publish.user_id()
     if not player then
         return errors.exit(401, "unauthorized", "credentials required; send Authorization: Token <token>",
             nil, { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })
@@ -250,7 +221,7 @@ function _M.serve()
     if data.refused then
         return refuse(data, n, conf)
     end
-    no_store()
+    publish.no_store()
     if m[3] == "move" then
         ngx.header["X-Puzzle-Seq"] = tostring(data.seq)
         return ngx.exit(204)

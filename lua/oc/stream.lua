@@ -11,6 +11,7 @@
 -- service, which answers 404 or reloads it and streams itself.
 local compat = require "oc.compat"
 local errors = require "oc.errors"
+local publish = require "oc.publish"
 local request = require "oc.request"
 local settings = require "oc.settings"
 
@@ -20,31 +21,8 @@ local print, flush = ngx.print, ngx.flush
 
 local _M = {}
 
--- The caller's user id as the access phase decided it: $oc_user_id (the
--- gateway's variable; "" for anonymous callers). Only a conf without that
--- variable sets X-User-Id itself (after stripping the client's).
-local function user_id()
-    local id = ngx.var.oc_user_id
-    if id == nil then
-        id = ngx.var.http_x_user_id
-    end
-    if id == "" then
-        return nil
-    end
-    return id
-end
-
 local KEEPALIVE = 15          -- seconds between ": keep-alive" comments
 local READ_TIMEOUT = 3600000  -- ms a subscribed read may wait (a quiet puzzle)
-
--- the Python twin: object_challenge/publish/keys.py
-function _M.meta_key(puzzle_id)
-    return "oc:pub:puzzle:" .. puzzle_id
-end
-
-function _M.channel(puzzle_id)
-    return "oc:pub:puzzle:" .. puzzle_id .. ":channel"
-end
 
 -- A connection of its own: a subscribed connection never goes back to the pool.
 local function connect()
@@ -71,15 +49,6 @@ local function connect()
     return red
 end
 
--- Cache-Control: no-store, through $oc_cache_control where the conf sends
--- that variable with add_header (else the header itself).
-local function no_store()
-    if ngx.var.oc_cache_control ~= nil then
-        ngx.var.oc_cache_control = "no-store"
-    else
-        ngx.header["Cache-Control"] = "no-store"
-    end
-end
 
 local function keepalive()
     while true do
@@ -93,7 +62,7 @@ end
 
 function _M.serve()
     -- the access phase let anonymous callers through (services decide on /newapi)
-    if not user_id() then
+    if not publish.user_id() then
         return errors.exit(401, "unauthorized", "credentials required; send Authorization: Token <token>",
             nil, { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })
     end
@@ -108,7 +77,7 @@ function _M.serve()
         return errors.exit(503, "stream_unavailable", "the update stream is unavailable; retry shortly")
     end
     local known
-    known, err = red:exists(_M.meta_key(puzzle_id))
+    known, err = red:exists(publish.stem(puzzle_id))
     if known ~= 1 then
         red:close()
         if known == nil then
@@ -117,7 +86,7 @@ function _M.serve()
         return ngx.exec("@publish_stream")
     end
     local res
-    res, err = red:subscribe(_M.channel(puzzle_id))
+    res, err = red:subscribe(publish.channel(puzzle_id))
     if not res or res[1] ~= "subscribe" then
         red:close()
         ngx.log(ngx.ERR, "stream: subscribe: ", err)
@@ -135,7 +104,7 @@ function _M.serve()
     local h = ngx.header
     h["Content-Type"] = "text/event-stream"
     h["X-Accel-Buffering"] = "no"
-    no_store()
+    publish.no_store()
     if ngx.var.oc_request_id == nil then -- older confs: no add_header for it
         h["X-Request-Id"] = request.id()
     end
