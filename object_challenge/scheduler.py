@@ -19,6 +19,7 @@ TASKS = [
     ("object_challenge.jobs.service:tick", 0.5),  # expired leases, stopped workers
     ("object_challenge.publish.flush:flush_due", 1.0),  # live boards -> MongoDB
     ("object_challenge.publish.service:publish_settings_if_missing", 1.0),  # move scripts for the gateway
+    ("object_challenge.publish.flush:evict_idle", 60.0),  # idle written-back boards leave Redis
 ]
 
 

@@ -61,6 +61,7 @@ class Board:
         self._move = client.register_script(lib + (HERE / "move.lua").read_text())
         self._load = client.register_script(lib + (HERE / "load.lua").read_text())
         self._since = client.register_script(lib + (HERE / "since.lua").read_text())
+        self._evict = client.register_script(lib + (HERE / "evict.lua").read_text())
 
     def settings(self):
         """What the gateway needs to run token.lua / move.lua itself (keys.SCRIPTS)."""
@@ -144,6 +145,14 @@ class Board:
         pieces = [[p.id, p.x, p.y, p.r, p.group, int(p.immovable)] for p in puzzle.pieces]
         return bool(self._load(
             keys=[keys.meta(puzzle.puzzle_id), keys.pieces(puzzle.puzzle_id),
-                  keys.groups(puzzle.puzzle_id), keys.updates(puzzle.puzzle_id)],
-            args=[json.dumps(meta), json.dumps(pieces)],
+                  keys.groups(puzzle.puzzle_id), keys.updates(puzzle.puzzle_id), keys.LIVE],
+            args=[json.dumps(meta), json.dumps(pieces), puzzle.puzzle_id],
+        ))
+
+    def evict(self, puzzle_id, idle_ms):
+        """Drop a written-back board idle for ``idle_ms`` from Redis; True if it was dropped."""
+        return bool(self._evict(
+            keys=[keys.meta(puzzle_id), keys.pieces(puzzle_id), keys.groups(puzzle_id),
+                  keys.updates(puzzle_id), keys.DIRTY, keys.LIVE],
+            args=[puzzle_id, idle_ms],
         ))

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 2.0
 BATCH = 100  # puzzles looked at per pass
+EVICT_IDLE_SECONDS = 3600  # a written-back board idle this long leaves Redis (reloaded on demand)
 
 
 def _now_ms():
@@ -93,6 +94,18 @@ def flush_all():
         for puzzle_id in ids:
             flush_puzzle(puzzle_id)
             count += 1
+
+
+def evict_idle(idle_seconds=EVICT_IDLE_SECONDS):
+    """Scheduler task: drop boards that are written back and idle for an hour; returns how many.
+
+    Their retained updates go with them (a catch-up read after that starts from the
+    reloaded ``seq``); tokens, locks and bans expire on their own.
+    """
+    from object_challenge.publish.service import board
+
+    found = board()
+    return sum(found.evict(puzzle_id, int(idle_seconds * 1000)) for puzzle_id in redis.smembers(keys.LIVE))
 
 
 def reload(puzzle):

@@ -8,6 +8,8 @@ SERVICE = "pub"
 
 # ZSET puzzle id -> ms of the first move not yet written back to MongoDB
 DIRTY = key(SERVICE, "dirty")
+# SET of the puzzle ids whose board Redis holds (load.lua adds, evict.lua removes)
+LIVE = key(SERVICE, "live")
 # HASH: the SHA1s of token.lua / move.lua and the settings they run with, so that
 # the gateway (lua/oc/moves.lua) runs exactly what the service would
 SCRIPTS = key(SERVICE, "scripts")

@@ -209,3 +209,20 @@ def test_since_returns_at_least_the_last_1000(app, make_puzzle, client):
     assert updates[-1]["seq"] == 1100
     assert [u["seq"] for u in updates] == list(range(1101 - len(updates), 1101))
 
+
+
+def test_idle_written_back_boards_leave_redis_and_come_back(app, make_puzzle, player, redis):
+    from object_challenge.publish import flush, keys
+
+    puzzle_id = make_puzzle()
+    p = player("token_1", puzzle_id)
+    p.take_and_move(1, 70, 80)
+    with app.app_context():
+        assert flush.evict_idle(idle_seconds=0) == 0  # dirty: MongoDB does not have the move yet
+        flush.flush_puzzle(puzzle_id)
+        assert flush.evict_idle(idle_seconds=3600) == 0  # moved just now
+        assert flush.evict_idle(idle_seconds=0) == 1
+    assert not redis.exists(keys.meta(puzzle_id)) and not redis.sismember(keys.LIVE, puzzle_id)
+    assert (p.pieces()[1]["x"], p.pieces()[1]["y"]) == (70, 80)  # reloaded on demand
+    assert redis.sismember(keys.LIVE, puzzle_id)
+    assert p.take_and_move(1, 90, 80).headers["X-Puzzle-Seq"] == "2"
