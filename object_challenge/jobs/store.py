@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pymongo import ReturnDocument
 
 FINAL_STATES = ("completed", "failed")
+IN_CHUNK = 200  # ids per $in: mongoeco's SQLite engine refuses expression trees deeper than 1000
 
 
 def utcnow():
@@ -63,10 +64,11 @@ class JobStore:
                 return doc
         return None
 
-    def get_active_many(self, job_ids):
-        if not job_ids:
-            return {}
-        return {doc["_id"]: doc for doc in self.queued.find({"_id": {"$in": list(job_ids)}})}
+    def get_active_many(self, job_ids, chunk=IN_CHUNK):
+        job_ids, docs = list(job_ids), {}
+        for i in range(0, len(job_ids), chunk):
+            docs.update((doc["_id"], doc) for doc in self.queued.find({"_id": {"$in": job_ids[i:i + chunk]}}))
+        return docs
 
     def record(self, job_id, fields, event):
         """Update an active job's record and append ``event``; returns it (None if gone)."""
@@ -92,7 +94,7 @@ class JobStore:
         return sum(c.delete_many({"_id": job_id}).deleted_count
                    for c in (self.queued, *self.final.values()))
 
-    def delete_active(self, job_ids, chunk=1000):
+    def delete_active(self, job_ids, chunk=IN_CHUNK):
         job_ids = list(job_ids)
         for i in range(0, len(job_ids), chunk):
             self.queued.delete_many({"_id": {"$in": job_ids[i:i + chunk]}, "state": "queued"})
