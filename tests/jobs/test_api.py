@@ -465,3 +465,18 @@ def test_users_read_only_their_own_jobs(client):
     assert client.get(f"/newapi/jobs/{job['job_id']}", headers=USER2).status_code == 404
     assert client.delete(f"/newapi/jobs/{job['job_id']}", headers=USER2).status_code == 404
     assert client.get(f"/newapi/jobs/{job['job_id']}", headers=WORKER).status_code == 200
+
+
+def test_get_and_clear_a_queue_longer_than_one_lookup_chunk(client, app):
+    from object_challenge.identity import Identity
+    from object_challenge.jobs.service import jobs
+    from object_challenge.jobs.store import IN_CHUNK
+
+    count = IN_CHUNK * 2 + 10
+    with app.app_context():
+        for i in range(count):
+            jobs().enqueue({**JOB, "job_title": f"j{i}"}, "long", Identity(1, "a", "user"))
+    listed = client.get("/newapi/queue?queue=long", headers=WORKER).get_json()
+    assert listed["entries"] == count and [j["job_title"] for j in listed["queue"]][-1] == f"j{count - 1}"
+    assert client.delete("/newapi/queue?queue=long", headers=ADMIN).get_json()["deleted"] == count
+    assert client.get("/newapi/queue?queue=long", headers=WORKER).get_json()["entries"] == 0
