@@ -294,3 +294,23 @@ def test_a_forged_user_id_is_no_identity(stack, edge):
     assert requests.get(f"{edge}/newapi/puzzle/{puzzle_id}/piece/1/token/", headers=forged,
                         timeout=5).status_code == 401
     assert requests.get(f"{edge}/newapi/puzzle/{puzzle_id}/updates/", headers=forged, timeout=5).status_code == 401
+
+
+def test_the_gateway_falls_back_to_the_service_when_redis_lost_its_scripts(stack, edge):
+    puzzle_id = create(stack, 2, 3)
+    client = redis_lib.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    client.script_flush()  # as after a Redis restart: NOSCRIPT for every EVALSHA
+    player = Client(edge, "token_1", puzzle_id)
+    assert player.take_and_move(1, 30, 40).status_code == 204
+    assert player.take_and_move(2, 30, 140).status_code == 204
+
+
+def test_the_gateway_falls_back_to_the_service_without_published_settings(stack, edge):
+    from object_challenge.publish import keys
+
+    puzzle_id = create(stack, 2, 3)
+    client = redis_lib.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    client.delete(keys.SCRIPTS)
+    player = Client(edge, "token_1", puzzle_id)
+    assert player.take_and_move(1, 30, 40).status_code == 204
+    wait_until(lambda: client.exists(keys.SCRIPTS), timeout=5, message="the scheduler to republish the scripts")
