@@ -314,3 +314,23 @@ def test_the_gateway_falls_back_to_the_service_without_published_settings(stack,
     player = Client(edge, "token_1", puzzle_id)
     assert player.take_and_move(1, 30, 40).status_code == 204
     wait_until(lambda: client.exists(keys.SCRIPTS), timeout=5, message="the scheduler to republish the scripts")
+
+
+def test_a_board_redis_lost_comes_back_from_mongodb_as_written_back(stack, edge):
+    """Write-back by the scheduler (idle puzzle), then the live keys vanish: the last written state returns."""
+    from object_challenge.publish import keys
+
+    puzzle_id = create(stack, 2, 3)
+    client = redis_lib.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    player = Client(edge, "token_1", puzzle_id)
+    player.take_and_move(1, 30, 40)
+    player.take_and_move(2, 230, 40)
+    wait_until(lambda: client.zscore(keys.DIRTY, puzzle_id) is None, timeout=10,
+               message="the scheduler to write the idle puzzle back")
+    written = client.hgetall(keys.pieces(puzzle_id))
+    client.delete(*client.keys(f"{keys.meta(puzzle_id)}*"))  # the live state is gone
+    answer = player.take_and_move(3, 430, 40)
+    assert answer.status_code == 204
+    assert answer.headers["X-Puzzle-Seq"] == "3"
+    live = client.hgetall(keys.pieces(puzzle_id))
+    assert {n: v for n, v in live.items() if n != "3"} == {n: v for n, v in written.items() if n != "3"}
