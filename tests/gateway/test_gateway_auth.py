@@ -139,3 +139,12 @@ def _refusal_upstream(stack):
     is_json_error(answer, 403, "not_allowed")
     assert answer.json()["result"] == "not allowed"
     return log_entry(stack, request_id)["upstream"]
+
+
+def test_the_request_id_header_is_sent_once(stack):
+    requests.get(f"{stack.url}/newapi/info", timeout=5)  # make the next one a cache HIT
+    for path, token in [("/", None), ("/newapi/whoami", "token_1"), ("/nope", None), ("/newapi/info", None),
+                        ("/newapi/status/health", "token_worker")]:
+        answer = requests.get(stack.url + path, headers=auth(token) if token else {}, timeout=5)
+        # requests joins repeated headers with ", "
+        assert "," not in answer.headers["X-Request-Id"], (path, answer.headers)
