@@ -20,6 +20,7 @@ local find, sub = string.find, string.sub
 local _M = {}
 
 local MAX_TOKEN = 256
+local last_warning = 0
 local l1 = assert(lrucache.new(10000))
 local l2 = ngx.shared.oc_auth
 
@@ -145,7 +146,10 @@ function _M.lookup(token)
             end
             err = "unreadable identity in " .. keys.tokens
         end
-        ngx.log(ngx.WARN, "token lookup in redis failed (", err, "); asking the api service")
+        if ngx.now() - last_warning > 1 then -- once a second, not once a request
+            last_warning = ngx.now()
+            ngx.log(ngx.WARN, "token lookup in redis failed (", err, "); asking the api service")
+        end
         key = keys.token_cache("api", token)
     end
     ident, err = ask_api()

@@ -11,10 +11,11 @@ local limits = require "oc.limits"
 local request = require "oc.request"
 local settings = require "oc.settings"
 local snapshot = require "oc.snapshot"
+local upstream = require "oc.upstream"
 
 local ngx = ngx
 local req = ngx.req
-local pairs, byte, sub, find = pairs, string.byte, string.sub, string.find
+local sub, find = string.sub, string.find
 local re_find = ngx.re.find
 
 local _M = {}
@@ -25,18 +26,6 @@ end
 
 function _M.init_worker()
     snapshot.start()
-end
-
--- Only the gateway speaks for the caller: x-user-*, x-consumer-*, x-gateway-*
--- from the client are removed.
-local function strip_forged(headers)
-    for name in pairs(headers) do
-        if byte(name, 1) == 120 and byte(name, 2) == 45 -- "x-"
-            and (find(name, "^x%-user%-") or find(name, "^x%-consumer%-")
-                 or find(name, "^x%-gateway%-")) then
-            req.clear_header(name)
-        end
-    end
 end
 
 local function identify()
@@ -54,26 +43,6 @@ local function identify()
     return ident or nil, ident == false and "unknown" or nil
 end
 
-local function limit(ident)
-    local conf = settings.get()
-    if not conf.rate_limits then
-        return
-    end
-    local ok, retry, reset, burst
-    if ident then
-        burst = conf.user_burst
-        ok, retry, reset = limits.take("u", ident.user_id, conf.user_rps, burst)
-    else
-        burst = conf.ip_burst
-        ok, retry, reset = limits.take("ip", ngx.var.remote_addr, conf.ip_rps, burst)
-    end
-    if not ok then
-        return errors.exit(429, "too_many_requests",
-            "too many requests; retry after Retry-After seconds", nil,
-            limits.headers(burst, retry, reset))
-    end
-end
-
 local function unauthorized(why)
     local msg = why == "unknown" and "the token is not valid"
         or why == "malformed" and "malformed credentials; send Authorization: Token <token>"
@@ -84,19 +53,9 @@ end
 
 -- Only for requests that go upstream (a cache HIT needs none of this).
 local function forward(ident)
-    local headers = req.get_headers(100)
-    if type(headers["authorization"]) == "table" then
-        return unauthorized("malformed") -- two Authorization headers
-    end
-    strip_forged(headers)
-    -- X-Request-Id, X-Gateway-Secret and X-User-* are proxy_set_header from
-    -- these variables (an empty one sends no header)
-    local var = ngx.var
-    var.oc_gateway_secret = settings.get().gateway_secret
-    if ident then
-        var.oc_user_id = ident.id_header
-        var.oc_user_name = ident.name
-        var.oc_user_role = ident.role
+    local ok, why = upstream.prepare(ident)
+    if not ok then
+        return unauthorized(why)
     end
 end
 
@@ -123,7 +82,7 @@ function _M.access(route)
         return errors.exit(405, "method_not_allowed", "use POST /bucket", nil, { Allow = "POST" })
     end
     local ident, why = identify()
-    limit(ident)
+    limits.enforce(ident)
     -- no credentials: anonymous on /newapi (the service decides), 401 on /bucket
     if (why and why ~= "missing") or (route == "bucket" and not ident) then
         return unauthorized(why)

@@ -3,7 +3,9 @@
 -- one number (the theoretical arrival time) per key in the oc_limits dict.
 -- Two workers racing on one key may each admit a request; the limit is a
 -- guard against floods, not an accounting.
+local errors = require "oc.errors"
 local keys = require "oc.keys"
+local settings = require "oc.settings"
 
 local ngx = ngx
 local ceil, floor, max = math.ceil, math.floor, math.max
@@ -39,6 +41,28 @@ function _M.headers(burst, retry_after, reset)
         ["RateLimit-Remaining"] = "0",
         ["RateLimit-Reset"] = tostring(max(1, ceil(reset))),
     }
+end
+
+-- The access-phase check: per user when authenticated, else per client IP;
+-- over the limit the request ends with a 429.
+function _M.enforce(ident)
+    local conf = settings.get()
+    if not conf.rate_limits then
+        return
+    end
+    local ok, retry, reset, burst
+    if ident then
+        burst = conf.user_burst
+        ok, retry, reset = _M.take("u", ident.user_id, conf.user_rps, burst)
+    else
+        burst = conf.ip_burst
+        ok, retry, reset = _M.take("ip", ngx.var.remote_addr, conf.ip_rps, burst)
+    end
+    if not ok then
+        return errors.exit(429, "too_many_requests",
+            "too many requests; retry after Retry-After seconds", nil,
+            _M.headers(burst, retry, reset))
+    end
 end
 
 return _M
