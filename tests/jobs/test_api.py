@@ -3,6 +3,7 @@ import json
 import threading
 
 import pytest
+from mongoengine import disconnect_all
 
 from helpers import auth, wait_until
 
@@ -418,11 +419,28 @@ def test_status_health_is_503_naming_redis_when_it_is_down(config):
     from object_challenge.devstores import free_port
 
     config.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    disconnect_all()  # MongoEngine keeps one "default" connection per process
     app = create_app(config)
     r = app.test_client().get("/newapi/status/health", headers={
         "X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "4", "X-User-Role": "worker"})
     assert r.status_code == 503
     assert "redis" in r.get_json()["stores"] and "mongo" not in r.get_json()["stores"]
+    disconnect_all()
+
+
+def test_status_health_is_503_naming_mongo_when_it_is_down(config):
+    from object_challenge.app import create_app
+    from object_challenge.devstores import free_port
+
+    config.MONGO_URI = f"mongodb://127.0.0.1:{free_port()}/x?serverSelectionTimeoutMS=300"
+    config.MONGODB_SETTINGS["host"] = config.MONGO_URI
+    disconnect_all()  # MongoEngine keeps one "default" connection per process
+    app = create_app(config)
+    r = app.test_client().get("/newapi/status/health", headers={
+        "X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "4", "X-User-Role": "worker"})
+    assert r.status_code == 503
+    assert "mongo" in r.get_json()["stores"] and "redis" not in r.get_json()["stores"]
+    disconnect_all()
 
 
 def test_status_config_shows_settings_and_masks_passwords(client, app):
