@@ -10,13 +10,15 @@ is mongoeco on SQLite, as `make run`), then measures:
    -> poll (GET /queue/poll?worker_id=) -> complete (PATCH /jobs/{id}/completed),
    next to the same three steps as a plain Redis loop from Python
    (LPUSH job JSON / RPOP / SET result), N threads on the same redis-server;
-2. enqueue cost with 1k and 100k jobs already queued: POST /queue latency through
-   the gateway, and the enqueue script alone (EVALSHA), at each size. The backlog
-   is written in bulk with the Redis records enqueue writes (hash + list entry);
-   its MongoDB documents are written for the first --doc-limit jobs only, the same
-   number at every size, because mongoeco's insert cost grows with the collection
-   (about linearly: see docs/benchmarks.md) and 100k documents would take it hours.
-   With --mongo-uri (a real MongoDB) every backlog job gets its document.
+2. enqueue cost with 1k and 100k jobs already queued: two queues, one with a 1k and
+   one with a 100k backlog, enqueued into alternately (A B A B ...), timing POST /queue
+   through the gateway and the enqueue script alone (EVALSHA). The backlogs are written
+   in bulk with the Redis records enqueue writes (hash + list entry); MongoDB documents
+   are written for the first --doc-limit backlog jobs only (all in the 1k queue), so
+   both queues' enqueues insert into the same collection and only the queue length
+   differs: mongoeco's insert cost grows with its collection (about linearly, see
+   docs/benchmarks.md) and 100k documents would take it hours. With --mongo-uri (a real
+   MongoDB) every backlog job gets its document.
 
 Writes var/bench/jobs.json.
 """
@@ -168,25 +170,26 @@ def percentiles(samples):
             "mean_ms": round(statistics.fmean(samples) * 1000, 3)}
 
 
-def enqueue_cost(base, settings, queue, samples):
+def enqueue_cost(base, settings, queues, samples):
+    """POST /queue and enqueue.lua latency per queue, the queues sampled alternately
+    (A B A B ...) so that load changes on the machine hit every size alike."""
     session = requests.Session()
     user = {"Authorization": "Token token_1"}
-    http = []
-    for _ in range(samples):
-        t0 = time.perf_counter()
-        r = session.post(f"{base}/queue", params={"queue": queue}, json=JOB, headers=user, timeout=30)
-        http.append(time.perf_counter() - t0)
-        assert r.status_code == 201, r.text
     client = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
     q = JobQueue(client, 60, 3, 30)
-    script = []
+    http = {name: [] for name in queues}
+    script = {name: [] for name in queues}
     for _ in range(samples):
-        job_id = str(uuid.uuid4())
-        t0 = time.perf_counter()
-        q.enqueue(job_id, queue)
-        script.append(time.perf_counter() - t0)
-    return {"http": percentiles(http), "script": percentiles(script),
-            "queued_after": client.llen(keys.queue(queue))}
+        for name in queues:
+            t0 = time.perf_counter()
+            r = session.post(f"{base}/queue", params={"queue": name}, json=JOB, headers=user, timeout=30)
+            http[name].append(time.perf_counter() - t0)
+            assert r.status_code == 201, r.text
+            t0 = time.perf_counter()
+            q.enqueue(str(uuid.uuid4()), name)
+            script[name].append(time.perf_counter() - t0)
+    return {name: {"http": percentiles(http[name]), "script": percentiles(script[name]),
+                   "queued_after": client.llen(keys.queue(name))} for name in queues}
 
 
 def main(argv=None):
@@ -232,28 +235,29 @@ def main(argv=None):
               f"(1 : {1 / results['ratio_gateway_to_plain_redis']:.0f})", flush=True)
 
         results["enqueue_cost"] = {}
-        sizes = [int(s) for s in args.sizes.split(",")]
+        sizes = [int(x) for x in args.sizes.split(",")]
+        queues, docs_left = {}, args.doc_limit
         for size in sizes:
             queue = f"bench-backlog-{size}"
             t0 = time.perf_counter()
-            docs = fill_backlog(settings, queue, size, args.doc_limit)
+            docs = fill_backlog(settings, queue, size, docs_left)
+            docs_left -= docs
+            queues[queue] = (size, docs)
             print(f"backlog of {size} ({docs} with documents) written in {time.perf_counter() - t0:.1f}s",
                   flush=True)
-            cost = enqueue_cost(base, settings, queue, args.samples)
-            cost["backlog_documents"] = docs
+        costs = enqueue_cost(base, settings, list(queues), args.samples)
+        for queue, (size, docs) in queues.items():
+            cost = dict(costs[queue], backlog_documents=docs)
             results["enqueue_cost"][str(size)] = cost
             print(f"enqueue with {size:>6} queued: POST /queue median {cost['http']['median_ms']:.2f} ms "
-                  f"p95 {cost['http']['p95_ms']:.2f} ms | enqueue.lua median {cost['script']['median_ms']:.3f} ms",
-                  flush=True)
-            if size != sizes[-1]:  # the next size starts from a collection of the same size
-                requests.delete(f"{base}/queue", params={"queue": queue},
-                                headers={"Authorization": "Token token_admin"}, timeout=600).raise_for_status()
+                  f"p95 {cost['http']['p95_ms']:.2f} ms | enqueue.lua median {cost['script']['median_ms']:.3f} ms "
+                  f"p95 {cost['script']['p95_ms']:.3f} ms", flush=True)
         if len(sizes) >= 2:
             small, big = results["enqueue_cost"][str(sizes[0])], results["enqueue_cost"][str(sizes[-1])]
             results["enqueue_growth_http"] = round(big["http"]["median_ms"] / small["http"]["median_ms"], 3)
             results["enqueue_growth_script"] = round(big["script"]["median_ms"] / small["script"]["median_ms"], 3)
             print(f"growth {sizes[0]} -> {sizes[-1]}: POST /queue x{results['enqueue_growth_http']}, "
-                  f"script x{results['enqueue_growth_script']}", flush=True)
+                  f"enqueue.lua x{results['enqueue_growth_script']}", flush=True)
     finally:
         stack.stop()
     out = ROOT / "var" / "bench"
