@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from object_challenge.devstack import Stack  # noqa: E402
 from object_challenge.devstores import free_port, start_mongo, start_redis, wait_for_port  # noqa: E402
 
 _db_names = itertools.count(1)
@@ -171,3 +172,47 @@ def storage_in_process(request, monkeypatch):
     session = service._session
     monkeypatch.setattr(session, "get_adapter", lambda url: _FlaskTransport(app))
     yield
+
+
+# -- the whole stack, as `make run` starts it, on free ports: one per test session ----------
+# ``stack.url`` is the gateway; ``stack.manage(*args)`` runs manage.py against the
+# stack's database; ``stack.restart_gateway(**env)`` re-renders nginx with other
+# settings (and ``stack.restart_gateway()`` with the original ones).
+
+
+def stack_env(**overrides):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
+    env.update({
+        "GATEWAY_PORT": str(free_port()),
+        "MONGO_PORT": str(free_port()),
+        "REDIS_PORT": str(free_port()),
+        "API_ADDR": f"127.0.0.1:{free_port()}",
+        "JOBS_ADDR": f"127.0.0.1:{free_port()}",
+        "PUBLISH_ADDR": f"127.0.0.1:{free_port()}",
+        "STORAGE_ADDR": f"127.0.0.1:{free_port()}",
+        "JOB_LEASE_SECONDS": "3",
+        "CLIENT_EXPIRY": "10",
+        "GUNICORN_WORKERS": "2",
+    })
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack():
+    var = tempfile.mkdtemp(prefix="oc-test-stack-")
+    stack = Stack(env=stack_env(), var_dir=var, mongo_file=False, quiet=True, workers=1)
+    stack.start()
+    stack.base_env = dict(stack.env)
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def gateway(stack):
+    """The stack's gateway URL, with the gateway's original settings restored afterwards."""
+    yield stack.url
+    if stack.env != stack.base_env:
+        stack.env = dict(stack.base_env)
+        stack.restart_gateway()

@@ -75,14 +75,7 @@ def player(client):
     return lambda token, puzzle_id: Player(client, token, puzzle_id)
 
 
-# -- through the gateway -------------------------------------------------------
-# The whole stack (tests/gateway/conftest.py). Imported here, this is a second
-# session stack while the fixture lives under tests/gateway/; once it moves to
-# tests/conftest.py the import finds nothing and both suites share one stack.
-try:
-    from gateway.conftest import stack  # noqa: E402,F401
-except ImportError:
-    pass
+# -- through the gateway (the session-wide ``stack`` of tests/conftest.py) -------
 
 CREATE_USERS = """
 import sys
