@@ -22,7 +22,7 @@ from object_challenge.jobs import worker as worker_module
 def worker_command(queue, url, token, worker_id, poll_interval, heartbeat_interval, task_modules, burst):
     """Poll a queue over HTTP and run its jobs; SIGTERM finishes the current job, then exits."""
     cfg = current_app.config
-    url = url or cfg.get("WORKER_API_URL") or f"http://{cfg['GATEWAY_HOST']}:{cfg['GATEWAY_PORT']}/newapi"
+    url = url or f"http://{cfg['GATEWAY_HOST']}:{cfg['GATEWAY_PORT']}/newapi"
     token = token or cfg.get("WORKER_TOKEN") or "token_worker"
     logging.basicConfig(level=cfg.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
