@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,6 +159,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=1, help="seconds of each scenario first, not counted")
+    parser.add_argument("--keep", action="store_true", help="keep the stack's temp dir (logs) afterwards")
     parser.add_argument("--settle", type=float, default=2.0,
                         help="pause after each wrk run so requests still queued upstream finish")
     args = parser.parse_args(argv)
@@ -219,6 +221,10 @@ def main(argv=None):
         if fallback:
             fallback.stop()
         stack.stop()
+        if args.keep:
+            print(f"stack files (logs) kept in {var}")
+        else:
+            shutil.rmtree(var, ignore_errors=True)  # the access log alone grows by ~0.5 GB a run
 
 
 if __name__ == "__main__":

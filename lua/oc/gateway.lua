@@ -40,6 +40,9 @@ local function identify()
         return errors.exit(503, "auth_unavailable",
             "credentials cannot be checked right now; retry shortly")
     end
+    if ident then
+        ngx.var.oc_user_id = ident.id_header -- the access log, and X-User-Id upstream
+    end
     return ident or nil, ident == false and "unknown" or nil
 end
 

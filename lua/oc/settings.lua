@@ -17,6 +17,7 @@ local defaults = {
     redis_timeout_ms = 200,
     auth_ttl = 60, auth_neg_ttl = 5, auth_fallback_ttl = 1,
     cache_max_body = 512 * 1024,
+    index_json = '{"name":"object_challenge","links":{}}',
 }
 
 local current = defaults

@@ -32,8 +32,7 @@ function _M.prepare(ident)
     -- these variables (an empty one sends no header)
     local var = ngx.var
     var.oc_gateway_secret = settings.get().gateway_secret
-    if ident then
-        var.oc_user_id = ident.id_header
+    if ident then -- $oc_user_id is already set (oc.gateway identify)
         var.oc_user_name = ident.name
         var.oc_user_role = ident.role
     end
