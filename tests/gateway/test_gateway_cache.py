@@ -115,3 +115,21 @@ def test_purging_needs_the_admin_role(stack, token, code):
 
 def test_cache_admin_path_takes_delete_only(stack):
     is_json_error(requests.get(f"{stack.url}/newapi/_cache/info", headers=auth("token_admin"), timeout=5), 405)
+
+
+def test_an_expired_entry_is_refreshed_by_one_request_while_the_others_get_the_old_copy(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from helpers import wait_until
+
+    assert status(get(stack, "/newapi/buckets", "token_2")) == "MISS"  # private, max-age=5
+    wait_until(lambda: int(get(stack, "/newapi/buckets", "token_2").headers.get("Age", 0)) >= 4,
+               timeout=8, interval=0.2, message="the entry nearly expired")
+
+    def batch():  # 10 at once, every 0.25 s: well inside the default per-user limit
+        with ThreadPoolExecutor(10) as pool:
+            return [status(a) for a in pool.map(lambda _: get(stack, "/newapi/buckets", "token_2"), range(10))]
+    statuses = wait_until(lambda: (lambda s: s if "MISS" in s else None)(batch()), timeout=5, interval=0.25,
+                          message="the refresh after expiry")
+    assert statuses.count("MISS") == 1
+    assert set(statuses) - {"MISS"} <= {"HIT", "UPDATING"}
