@@ -21,6 +21,7 @@ from object_challenge.jobs.service import JobNotFound, jobs, queue_name, worker_
 
 bp = Blueprint("jobs", __name__, url_prefix="/newapi")
 STARTED = time.time()
+QUEUE_LIST_LIMIT = 1000
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 
 
@@ -62,9 +63,13 @@ def enqueue():
 def get_queue():
     name = _queue()
     service = jobs()
-    limit = request.args.get("limit", type=int)
+    # the reference worker reads GET /queue before every poll: a long queue is cut at
+    # QUEUE_LIST_LIMIT jobs ("entries" is always the full count); ?limit=0 lists all
+    limit = request.args.get("limit", QUEUE_LIST_LIMIT, type=int)
+    if limit < 0:
+        raise BadRequest("limit is a whole number, 0 for all", code="bad_limit")
     entries = service.queue.length(name)
-    waiting = service.list_queue(name, limit)
+    waiting = service.list_queue(name, limit or None)
     return jsonify({"queue": waiting, "entries": entries, "attributes": service.queue.attributes(name),
                     "name": name})
 

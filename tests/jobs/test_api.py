@@ -72,6 +72,12 @@ def test_get_queue_lists_jobs_in_fifo_order_with_attributes(client):
     assert body["entries"] == 3 and body["attributes"]["disabled"] is False
 
 
+def test_get_queue_limit_cuts_the_list_but_not_the_count(client):
+    ids = [enqueue(client, title=f"j{i}")["job_id"] for i in range(3)]
+    body = client.get("/newapi/queue?limit=2", headers=WORKER).get_json()
+    assert [j["job_id"] for j in body["queue"]] == ids[:2] and body["entries"] == 3
+
+
 def test_delete_queue_clears_it_and_its_jobs(client):
     job = enqueue(client)
     other = enqueue(client, queue="other")
