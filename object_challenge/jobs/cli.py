@@ -47,6 +47,18 @@ def jobs_tick():
     click.echo(f"{len(events)} leases ended, {workers_gone} workers expired")
 
 
+@jobs_group.command("recover")
+@with_appcontext
+def jobs_recover():
+    """After a Redis loss: queue again the queued and running jobs MongoDB has (oldest first)."""
+    from object_challenge.jobs.service import jobs
+
+    recovered = jobs().recover()
+    for job_id in recovered:
+        click.echo(f"job {job_id} queued again")
+    click.echo(f"{len(recovered)} jobs recovered")
+
+
 @jobs_group.command("stats")
 @with_appcontext
 def jobs_stats():

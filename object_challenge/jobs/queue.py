@@ -61,11 +61,11 @@ class JobQueue:
         self.scripts = Scripts(client)
 
     # -- queues ----------------------------------------------------------
-    def enqueue(self, job_id, queue, max_attempts=None):
+    def enqueue(self, job_id, queue, max_attempts=None, attempt=0):
         """Append a job; returns the queue length (0: the id was taken)."""
         return self.scripts.enqueue(
             keys=[keys.queue(queue), keys.job(job_id), keys.QUEUES],
-            args=[keys.PREFIX, job_id, queue, max_attempts or self.max_attempts],
+            args=[keys.PREFIX, job_id, queue, max_attempts or self.max_attempts, attempt],
         )
 
     def poll(self, queue, worker=""):

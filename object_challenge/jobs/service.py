@@ -259,6 +259,23 @@ class Jobs:
                 docs.append(public(doc))
         return docs
 
+    def recover(self):
+        """After Redis lost its data: queue again every job MongoDB has as queued or
+        running that Redis does not know, oldest first, keeping its attempt count (a
+        running job's lease was lost with Redis, as if it had expired). Returns the ids."""
+        recovered = []
+        for doc in self.store.queued.find({"state": {"$in": ["queued", "running"]}}).sort("added", 1):
+            if self.queue.live(doc["_id"]):
+                continue
+            if self.queue.enqueue(doc["_id"], doc.get("queue") or self.config["REDIS_QUEUE_NAME"],
+                                  doc.get("max_attempts"), int(doc.get("attempt") or 0)):
+                now = utcnow()
+                self.store.record(doc["_id"], {"state": "queued", "worker_id": None, "lease_expires_at": None},
+                                  {"event": "recovered", "at": now, "attempt": doc.get("attempt"),
+                                   "reason": "Redis had lost the job"})
+                recovered.append(doc["_id"])
+        return recovered
+
     def tick(self):
         """The scheduler's periodic step: expired leases, stopped workers, unrecorded finishes."""
         events, workers_gone = self.queue.requeue_expired()
