@@ -10,9 +10,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, current_app, jsonify, request
+from pymongo.errors import ConnectionFailure as MongoUnreachable
+from redis.exceptions import ConnectionError as RedisUnreachable
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from object_challenge import __version__
-from object_challenge.errors import BadRequest, ServiceUnavailable
+from object_challenge.errors import BadRequest, ServiceUnavailable, error_response
 from object_challenge.health import check_stores
 from object_challenge.identity import authenticated, current_identity, require_role
 from object_challenge.jobs import data as module_data
@@ -23,6 +26,17 @@ bp = Blueprint("jobs", __name__, url_prefix="/newapi")
 STARTED = time.time()
 QUEUE_LIST_LIMIT = 1000
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+
+
+@bp.errorhandler(RedisUnreachable)
+@bp.errorhandler(RedisTimeout)
+@bp.errorhandler(MongoUnreachable)
+def store_unavailable(exc):
+    """A store that does not answer is a 503 naming it, not a 500."""
+    store = "mongo" if isinstance(exc, MongoUnreachable) else "redis"
+    current_app.logger.warning("jobs: %s unavailable: %s", store, exc)
+    return error_response(503, "store_unavailable", f"{store} does not answer; retry in a moment",
+                          stores={store: exc.__class__.__name__})
 
 
 def _body(required=True):

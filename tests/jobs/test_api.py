@@ -431,6 +431,9 @@ def test_status_health_is_503_naming_redis_when_it_is_down(config):
         "X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "4", "X-User-Role": "worker"})
     assert r.status_code == 503
     assert "redis" in r.get_json()["stores"] and "mongo" not in r.get_json()["stores"]
+    r = app.test_client().post("/newapi/queue", json=JOB, headers={
+        "X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "1", "X-User-Role": "user"})
+    assert r.status_code == 503 and r.get_json()["error"] == "store_unavailable"
     disconnect_all()
 
 
