@@ -8,10 +8,22 @@ moves. The full rewrite is O(users + grants) per change, which is fine for
 thousands of users; past that, switch to per-key updates with the same version bump.
 """
 import json
+import time
 
 from object_challenge import keys
 from object_challenge.extensions import redis
 from object_challenge.models import Prefix, User, UserPrefix
+
+
+# KEYS[1] the version; ARGV[1] now in ms. Returns the new version: one more than the
+# last, and never below the clock, so that a version republished after Redis lost
+# its data is always larger than any the gateway has seen before.
+_BUMP_VERSION = """
+local v = redis.call('INCR', KEYS[1])
+local now = tonumber(ARGV[1])
+if v < now then redis.call('SET', KEYS[1], now); v = now end
+return v
+"""
 
 
 def grants_table():
@@ -48,7 +60,7 @@ def publish():
     else:
         pipe.delete(keys.GW_TOKENS)
     pipe.set(keys.GW_RULES, json.dumps(rules))
-    pipe.incr(keys.GW_VERSION)
+    pipe.eval(_BUMP_VERSION, 1, keys.GW_VERSION, int(time.time() * 1000))
     return pipe.execute()[-1]
 
 
