@@ -14,6 +14,7 @@ DIR/tmp/*, and prints the conf path.  Run it with
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -22,9 +23,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TEMPLATE = HERE / "gateway.conf.tmpl"
 
+# Started by root, nginx runs its workers as `nobody`, who cannot read a checkout
+# under a private directory (mktemp -d, a home): locally they stay root's.
+RUN_AS = "user root;\n" if os.geteuid() == 0 else ""
+
 FLAVOURS = {
     "debian": {
-        "load_modules": "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+        "load_modules": RUN_AS + "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
                         "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
         "lua_dir": str(ROOT / "lua"),
         "lua_path_tail": "/usr/share/lua/5.1/?.lua;;",

@@ -13,7 +13,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from flask import current_app, g, request
+from flask import current_app, request
 
 from object_challenge import keys
 from object_challenge.errors import Forbidden, Unauthorized
@@ -87,8 +87,10 @@ def _from_gateway():
 
 def current_identity():
     """The caller's identity; raises Unauthorized when there is none."""
-    if "identity" in g:
-        return g.identity
+    # cached on the request, not on `g`: an app context can outlive one request
+    cached = request.environ.get("oc.identity")
+    if cached is not None:
+        return cached
     identity = _from_gateway()
     if identity is None:
         token = parse_authorization(request.headers.get("Authorization"))
@@ -98,7 +100,7 @@ def current_identity():
         if found is None:
             raise Unauthorized("unknown token; ask an operator for a valid token")
         identity = Identity(int(found["user_id"]), found["name"], found["role"])
-    g.identity = identity
+    request.environ["oc.identity"] = identity
     return identity
 
 

@@ -1,4 +1,5 @@
 """A tiny nginx that runs the gateway's Lua modules on case tables (no stack needed)."""
+import os
 import shutil
 import subprocess
 import tempfile
@@ -9,7 +10,7 @@ from object_challenge.devstores import free_port, wait_for_port
 ROOT = Path(__file__).resolve().parents[2]
 
 CONF = """\
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
+{run_as}load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 worker_processes 1;
 pid {tmp}/nginx.pid;
@@ -46,7 +47,8 @@ class LuaHarness:
 
     def start(self):
         conf = self.tmp / "nginx.conf"
-        conf.write_text(CONF.format(tmp=self.tmp, root=ROOT, port=self.port))
+        run_as = "user root;\n" if os.geteuid() == 0 else ""  # as nginx/render.py: workers must read the checkout
+        conf.write_text(CONF.format(tmp=self.tmp, root=ROOT, port=self.port, run_as=run_as))
         self.process = subprocess.Popen(
             ["nginx", "-p", str(self.tmp), "-c", str(conf), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL, stderr=open(self.tmp / "stderr.log", "wb"))

@@ -30,7 +30,7 @@ def test_index_takes_get_only(stack):
 
 @pytest.mark.parametrize("path,service", [
     ("/newapi/whoami", "api"), ("/newapi/info", "api"), ("/newapi/puzzles", "api"),
-    ("/newapi/status/health", "jobs"), ("/newapi/queue", "jobs"), ("/newapi/jobs/x", "jobs"),
+    ("/newapi/status/health", "jobs"), ("/newapi/docs/openapi.json", "jobs"), ("/newapi/queue", "jobs"), ("/newapi/jobs/x", "jobs"),
     ("/newapi/workers", "jobs"), ("/newapi/data/m/n", "jobs"),
     ("/newapi/puzzle/1/", "publish"), ("/newapi/puzzle/1/piece/2/token/", "publish"),
     ("/newapi/puzzle/1/updates/?since=0", "publish"),
