@@ -117,49 +117,10 @@ def players(stack):
     return make
 
 
-# The token/move hook that lets the gateway answer them itself (lua/oc/moves.lua).
-# Until the gateway's template has it, a second nginx on the same stack carries it,
-# and the through-the-gateway tests run on both edges.
-MOVES_HOOK = """\
-        location ~ ^/newapi/puzzle/[^/]+/piece/[^/]+/(token|move)/$ {
-            access_by_lua_block { require("oc.gateway").access("publish") }
-            header_filter_by_lua_block { require("oc.gateway").header_filter() }
-            content_by_lua_block { require("oc.moves").serve() }
-        }
-
-"""
-PUZZLE_LOCATION = "        location ~ ^/newapi/puzzle(/|$) {"
-
-
-@pytest.fixture(scope="session")
-def hooked_gateway(stack):
-    """The stack's gateway with the oc.moves hook, on a port of its own; yields its URL."""
-    import subprocess
-    import sys
-
-    from object_challenge.devstores import free_port, wait_for_port
-
-    port = free_port()
-    prefix = stack.var / "nginx-moves"
-    env = dict(stack.env, GATEWAY_PORT=str(port))
-    subprocess.run([sys.executable, str(ROOT / "nginx" / "render.py"), "--prefix", str(prefix)], env=env,
-                   check=True, capture_output=True)
-    conf = prefix / "conf" / "nginx.conf"
-    text = conf.read_text()
-    if "oc.moves" not in text:
-        assert PUZZLE_LOCATION in text, "the gateway template changed: update MOVES_HOOK's anchor"
-        conf.write_text(text.replace(PUZZLE_LOCATION, MOVES_HOOK + PUZZLE_LOCATION, 1))
-    process = subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    wait_for_port(port, process=process, what="gateway with the oc.moves hook")
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-
-
 @pytest.fixture(params=["service", "gateway_lua"])
 def edge(request, stack):
-    """Where token/move requests are answered: the publish service, or the gateway's Lua."""
+    """Where token/move requests are answered: straight at the publish service (which
+    authenticates the token itself), or through the gateway, whose oc.moves answers them."""
     if request.param == "service":
-        return stack.url
-    return request.getfixturevalue("hooked_gateway")
+        return f"http://{stack.settings['PUBLISH_ADDR']}"
+    return stack.url

@@ -272,7 +272,8 @@ def test_a_refused_move_consumes_nothing_through_the_gateway(stack, edge):
     for body in ({"token": token, "y": 1}, {"token": token, "x": "left", "y": 1}, {"x": 1, "y": 1}):
         answer = player.session.patch(f"{player.base}/piece/4/move/", json=body, timeout=5)
         assert answer.status_code == 400, answer.text
-        assert answer.json()["request_id"] == answer.headers["X-Request-Id"]
+        if edge == stack.url:  # the gateway gives every request an id
+            assert answer.json()["request_id"] == answer.headers["X-Request-Id"]
     assert player.move(4, "not-the-token", 5, 5).status_code == 409
     answer = player.move(4, token, 5, 5)
     assert answer.status_code == 204
