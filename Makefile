@@ -7,6 +7,7 @@ APT_PACKAGES := nginx-light libnginx-mod-http-lua lua-resty-core lua-resty-lruca
                 lua-nginx-redis lua-nginx-string redis-server wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP_APT := var/.apt-installed
+STAMP_VENV := $(VENV)/.created
 STAMP_PIP := $(VENV)/.requirements-installed
 
 .PHONY: run test bench setup clean
@@ -34,13 +35,15 @@ $(STAMP_APT):
 	@-$(SUDO) systemctl disable --now nginx redis-server >/dev/null 2>&1 || true
 	@touch $@
 
-$(VENV)/bin/python: .python-version
+# a stamp, not bin/python: that is a symlink whose mtime is the interpreter's (always "old")
+$(STAMP_VENV): .python-version
 	@command -v pyenv >/dev/null && { pyenv install -s $$(cat .python-version) >/dev/null 2>&1 || true; }
 	@PYBIN=$$(command -v python$$(cat .python-version) || pyenv which python$$(cat .python-version) 2>/dev/null); \
 	if [ -z "$$PYBIN" ]; then echo "Python $$(cat .python-version) not found: install it with pyenv (see README)"; exit 1; fi; \
 	echo "creating $(VENV) with $$PYBIN"; $$PYBIN -m venv $(VENV)
+	@touch $@
 
-$(STAMP_PIP): $(VENV)/bin/python requirements/base.txt requirements/dev.txt requirements/prod.txt
+$(STAMP_PIP): $(STAMP_VENV) requirements/base.txt requirements/dev.txt requirements/prod.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt
 	@touch $@
