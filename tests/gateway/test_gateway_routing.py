@@ -94,3 +94,10 @@ STREAM = Path(__file__).resolve().parents[2] / "lua" / "oc" / "stream.lua"
 @pytest.mark.skipif(STREAM.exists(), reason="oc.stream serves the updates stream in the gateway itself")
 def test_updates_stream_goes_to_publish_until_the_stream_module_exists(stack):
     assert upstream_of(stack, "GET", "/newapi/puzzle/1/updates/") == stack.settings["PUBLISH_ADDR"]
+
+
+@pytest.mark.parametrize("path", ["/newapi/data/%00/x", "/bucket%00", "/%00"])
+def test_a_request_nginx_itself_rejects_is_a_json_400(stack, path):
+    # nginx refuses these while parsing the request line; its error page must still be JSON
+    answer = requests.get(stack.url + path, headers=auth("token_1"), timeout=5)
+    is_json_error(answer, 400, "bad_request")
