@@ -13,6 +13,7 @@ end
 _M.redis = either("resty.redis", "nginx.redis")
 _M.sha256 = either("resty.sha256", "nginx.sha256")
 _M.str = either("resty.string", "nginx.string")
+_M.random = either("resty.random", "nginx.random")
 
 function _M.sha256_hex(s)
     local h = _M.sha256:new()

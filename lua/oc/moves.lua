@@ -17,10 +17,7 @@ local re_match, re_find = ngx.re.match, ngx.re.find
 local tonumber, tostring, type = tonumber, tostring, type
 local floor, huge, max = math.floor, math.huge, math.max
 
-local ok_random, random = pcall(require, "resty.random")
-if not ok_random then
-    random = require "nginx.random"
-end
+local random = require("oc.compat").random
 
 local _M = {}
 

@@ -9,11 +9,10 @@
 -- comment every KEEPALIVE seconds; the client going away ends the request.
 -- A puzzle Redis does not hold (unknown, or Redis lost it) goes to the publish
 -- service, which answers 404 or reloads it and streams itself.
-local compat = require "oc.compat"
 local errors = require "oc.errors"
 local publish = require "oc.publish"
 local request = require "oc.request"
-local settings = require "oc.settings"
+local store = require "oc.store"
 
 local ngx = ngx
 local re_match = ngx.re.match
@@ -24,30 +23,9 @@ local _M = {}
 local KEEPALIVE = 15          -- seconds between ": keep-alive" comments
 local READ_TIMEOUT = 3600000  -- ms a subscribed read may wait (a quiet puzzle)
 
--- A connection of its own: a subscribed connection never goes back to the pool.
-local function connect()
-    local conf = settings.get()
-    local r = conf.redis
-    local red = compat.redis:new()
-    red:set_timeout(conf.redis_timeout_ms)
-    local ok, err = red:connect(r.host, r.port)
-    if not ok then
-        return nil, "redis connect: " .. err
-    end
-    if type(r.password) == "string" and r.password ~= "" then
-        ok, err = red:auth(r.password)
-        if not ok then
-            return nil, "redis auth: " .. err
-        end
-    end
-    if r.db and r.db ~= 0 then
-        ok, err = red:select(r.db)
-        if not ok then
-            return nil, "redis select: " .. err
-        end
-    end
-    return red
-end
+-- A subscribed connection never goes back to the pool: it is closed when the
+-- stream ends (a pooled one taken here was already authenticated and selected).
+local connect = store.connect
 
 
 local function keepalive()
