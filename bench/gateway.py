@@ -32,7 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from object_challenge.devstack import Stack  # noqa: E402
+from object_challenge.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.devstores import free_port, wait_for_port  # noqa: E402
 
 WRK_SCRIPT = ROOT / "bench" / "gateway.lua"
@@ -40,15 +40,7 @@ TOKEN_1 = ["Authorization: Token token_1", "Content-Type: application/json"]
 
 
 def stack_env():
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
-    env.update({
-        "GATEWAY_PORT": str(free_port()), "MONGO_PORT": str(free_port()), "REDIS_PORT": str(free_port()),
-        "API_ADDR": f"127.0.0.1:{free_port()}", "JOBS_ADDR": f"127.0.0.1:{free_port()}",
-        "PUBLISH_ADDR": f"127.0.0.1:{free_port()}", "STORAGE_ADDR": f"127.0.0.1:{free_port()}",
-        "RATE_LIMITS": "off",
-    })
-    return env
+    return isolated_env(RATE_LIMITS="off")
 
 
 class FallbackGateway:

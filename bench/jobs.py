@@ -40,8 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from object_challenge.config import settings_from_env  # noqa: E402
-from object_challenge.devstack import Stack  # noqa: E402
-from object_challenge.devstores import free_port  # noqa: E402
+from object_challenge.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.jobs import keys  # noqa: E402
 from object_challenge.jobs.queue import JobQueue  # noqa: E402
 
@@ -49,14 +48,7 @@ JOB = {"job_title": "bench", "tasks": [{"module": "echo", "data": {"n": 1}}]}
 
 
 def stack_env(mongo):
-    env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
-    env.update({
-        "GATEWAY_PORT": str(free_port()), "MONGO_PORT": str(free_port()), "REDIS_PORT": str(free_port()),
-        "API_ADDR": f"127.0.0.1:{free_port()}", "JOBS_ADDR": f"127.0.0.1:{free_port()}",
-        "PUBLISH_ADDR": f"127.0.0.1:{free_port()}", "STORAGE_ADDR": f"127.0.0.1:{free_port()}",
-        "RATE_LIMITS": "off", "LOG_LEVEL": "WARNING",
-    })
-    return env
+    return isolated_env(RATE_LIMITS="off", LOG_LEVEL="WARNING")
 
 
 def run_threads(n, duration, body):

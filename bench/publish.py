@@ -46,8 +46,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from object_challenge.devstack import Stack  # noqa: E402
-from object_challenge.devstores import free_port  # noqa: E402
+from object_challenge.devstack import Stack, isolated_env  # noqa: E402
 
 WRK_SCRIPT = ROOT / "bench" / "publish_wrk.lua"
 CELLS = 13
@@ -70,14 +69,7 @@ def cell(i):
 
 
 def stack_env():
-    env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
-    env.update({
-        "GATEWAY_PORT": str(free_port()), "MONGO_PORT": str(free_port()), "REDIS_PORT": str(free_port()),
-        "API_ADDR": f"127.0.0.1:{free_port()}", "JOBS_ADDR": f"127.0.0.1:{free_port()}",
-        "PUBLISH_ADDR": f"127.0.0.1:{free_port()}", "STORAGE_ADDR": f"127.0.0.1:{free_port()}",
-        "RATE_LIMITS": "off", "MOVE_RATE_LIMIT": "1000000000",
-    })
-    return env
+    return isolated_env(RATE_LIMITS="off", MOVE_RATE_LIMIT="1000000000")
 
 
 def auth(token):

@@ -30,7 +30,6 @@ A restore reads the whole file once before writing anything, so a truncated or
 foreign file changes nothing; it writes only into empty databases.
 """
 import gzip
-import json
 import logging
 import os
 import sys
@@ -47,7 +46,7 @@ from pymongo.errors import ConfigurationError, InvalidOperation, OperationFailur
 from tqdm import tqdm
 
 from object_challenge import __version__, snapshot
-from object_challenge.extensions import db, redis
+from object_challenge.extensions import db
 
 log = logging.getLogger(__name__)
 

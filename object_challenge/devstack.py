@@ -26,6 +26,19 @@ def _port(addr):
     return int(addr.rsplit(":", 1)[1])
 
 
+def isolated_env(**overrides):
+    """The current environment for a Stack on free ports of its own (tests, benchmarks):
+    its own stores and services, beside a running `make run` or another stack."""
+    from object_challenge.devstores import free_port
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
+    env.update({"GATEWAY_PORT": str(free_port()), "MONGO_PORT": str(free_port()), "REDIS_PORT": str(free_port())})
+    for name in SERVICES:
+        env[f"{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
 class Stack:
     def __init__(self, env=None, var_dir=None, mongo_file=True, quiet=False, workers=None):
         self.env = dict(os.environ if env is None else env)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from object_challenge.devstack import Stack  # noqa: E402
+from object_challenge.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.devstores import free_port, start_mongo, start_redis, wait_for_port  # noqa: E402
 
 _db_names = itertools.count(1)
@@ -181,22 +181,7 @@ def storage_in_process(request, monkeypatch):
 
 
 def stack_env(**overrides):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
-    env.update({
-        "GATEWAY_PORT": str(free_port()),
-        "MONGO_PORT": str(free_port()),
-        "REDIS_PORT": str(free_port()),
-        "API_ADDR": f"127.0.0.1:{free_port()}",
-        "JOBS_ADDR": f"127.0.0.1:{free_port()}",
-        "PUBLISH_ADDR": f"127.0.0.1:{free_port()}",
-        "STORAGE_ADDR": f"127.0.0.1:{free_port()}",
-        "JOB_LEASE_SECONDS": "3",
-        "CLIENT_EXPIRY": "10",
-        "GUNICORN_WORKERS": "2",
-    })
-    env.update({k: str(v) for k, v in overrides.items()})
-    return env
+    return isolated_env(**{"JOB_LEASE_SECONDS": 3, "CLIENT_EXPIRY": 10, "GUNICORN_WORKERS": 2, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import base64
 import pytest
 import requests
 
-from gw import is_json_error, log_entry, redis_of, rid
+from gw import is_json_error, log_entry, rid
 from helpers import auth, wait_until
 from object_challenge.devstores import free_port
 

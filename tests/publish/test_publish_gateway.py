@@ -3,11 +3,9 @@ import http.client
 import json
 import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
-import pytest
 import redis as redis_lib
 import requests
 
