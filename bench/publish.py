@@ -51,17 +51,6 @@ from object_challenge.devstack import Stack, isolated_env  # noqa: E402
 WRK_SCRIPT = ROOT / "bench" / "publish_wrk.lua"
 CELLS = 13
 
-CREATE_USERS = """
-import sys
-from object_challenge.app import create_app
-from object_challenge import accounts
-from object_challenge.models import User
-app = create_app()
-with app.app_context():
-    for name in sys.argv[1:]:
-        if not User.objects(name=name).first():
-            accounts.add_user(name, "user", "tok_" + name)
-"""
 
 
 def cell(i):
@@ -78,8 +67,7 @@ def auth(token):
 
 def prepare(stack, players):
     names = [f"bench{i:03d}" for i in range(1, players + 1)]
-    subprocess.run([sys.executable, "-c", CREATE_USERS, *names], cwd=ROOT, env=stack.env, check=True,
-                   capture_output=True, timeout=300)
+    stack.add_users(names)
     out = stack.manage("puzzle", "create", "10", "10", "--table", "4000x4000", "--now").stdout
     puzzle_id = json.loads(out.strip().splitlines()[-1])["puzzle_id"]
     session = requests.Session()

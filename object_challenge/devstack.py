@@ -39,6 +39,18 @@ def isolated_env(**overrides):
     return env
 
 
+_ADD_USERS = """
+import sys
+from object_challenge import accounts
+from object_challenge.app import create_app
+from object_challenge.models import User
+with create_app().app_context():
+    for name in sys.argv[1:]:
+        if not User.objects(name=name).first():
+            accounts.add_user(name, "user", "tok_" + name)
+"""
+
+
 class Stack:
     def __init__(self, env=None, var_dir=None, mongo_file=True, quiet=False, workers=None):
         self.env = dict(os.environ if env is None else env)
@@ -80,6 +92,15 @@ class Stack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed ({result.returncode}):\n"
                                f"{result.stdout}{result.stderr}")
         return result
+
+    def add_users(self, names, timeout=300):
+        """Create users (role user, token ``tok_<name>``) in one process; existing ones are kept.
+
+        For tests and benchmarks that need many players: one ``manage.py user add``
+        per user would start a Python process each.
+        """
+        subprocess.run([sys.executable, "-c", _ADD_USERS, *names], cwd=ROOT, env=self.env, check=True,
+                       capture_output=True, timeout=timeout)
 
     # -- the parts -------------------------------------------------------
     def start_stores(self):

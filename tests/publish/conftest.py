@@ -77,25 +77,11 @@ def player(client):
 
 # -- through the gateway (the session-wide ``stack`` of tests/conftest.py) -------
 
-CREATE_USERS = """
-import sys
-from object_challenge.app import create_app
-from object_challenge import accounts
-from object_challenge.models import User
-app = create_app()
-with app.app_context():
-    for name in sys.argv[1:]:
-        if not User.objects(name=name).first():
-            accounts.add_user(name, "user", "tok_" + name)
-"""
 
 
 @pytest.fixture(scope="session")
 def players(stack):
     """``players(n)`` -> n tokens of distinct users on the stack (made once, in one process)."""
-    import subprocess
-    import sys
-
     import requests
 
     from helpers import wait_until
@@ -106,8 +92,7 @@ def players(stack):
         names = [f"player{i:03d}" for i in range(n)]
         missing = [name for name in names if name not in made]
         if missing:
-            subprocess.run([sys.executable, "-c", CREATE_USERS, *missing], cwd=ROOT, env=stack.env,
-                           check=True, capture_output=True, timeout=120)
+            stack.add_users(missing)
             made.extend(missing)
             last = "tok_" + missing[-1]
             wait_until(lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth(last),
