@@ -137,15 +137,13 @@ class Stack:
             self.say(f"{name:<8} http://{addr}")
 
     def start_background(self):
-        if (ROOT / "object_challenge" / "scheduler.py").exists():
-            self._spawn("scheduler", [sys.executable, "manage.py", "scheduler"])
-            self.say("scheduler started")
-        if (ROOT / "object_challenge" / "jobs" / "worker.py").exists():
-            for n in range(self.workers):
-                self._spawn(f"worker-{n + 1}", [sys.executable, "manage.py", "worker", "--worker-id",
-                                                f"local-worker-{n + 1}"])
-            if self.workers:
-                self.say(f"workers  {self.workers} on queue '{self.settings['REDIS_QUEUE_NAME']}'")
+        self._spawn("scheduler", [sys.executable, "manage.py", "scheduler"])
+        self.say("scheduler started")
+        for n in range(self.workers):
+            self._spawn(f"worker-{n + 1}", [sys.executable, "manage.py", "worker", "--worker-id",
+                                            f"local-worker-{n + 1}"])
+        if self.workers:
+            self.say(f"workers  {self.workers} on queue '{self.settings['REDIS_QUEUE_NAME']}'")
 
     def render_gateway(self):
         prefix = self.var / "nginx"
