@@ -13,7 +13,7 @@ STAMP_PIP := $(VENV)/.requirements-installed
 .PHONY: run test bench setup clean
 
 run: setup
-	$(PY) -m object_challenge.devstack run
+	$(PY) -m object_challenge.dev.devstack run
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

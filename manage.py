@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Operator entry point: ``python manage.py runserver | shell | init | user ... | ...``."""
+
 import click
 from flask.cli import FlaskGroup
 
@@ -10,8 +11,9 @@ def _create_app():
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True,
-             add_version_option=False, load_dotenv=False)
+@click.group(
+    cls=FlaskGroup, create_app=_create_app, add_default_commands=True, add_version_option=False, load_dotenv=False
+)
 def cli():
     """object_challenge operator commands."""
 

@@ -14,6 +14,7 @@ alternately (A B A B ...) and reports the mean requests/s of each and A/B:
 
 Writes var/bench/gateway.json.
 """
+
 import argparse
 import json
 import os
@@ -32,8 +33,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from object_challenge.devstack import Stack, isolated_env  # noqa: E402
-from object_challenge.devstores import free_port, wait_for_port  # noqa: E402
+from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
+from object_challenge.dev.devstores import free_port, wait_for_port  # noqa: E402
 
 WRK_SCRIPT = ROOT / "bench" / "gateway.lua"
 TOKEN_1 = ["Authorization: Token token_1", "Content-Type: application/json"]
@@ -50,13 +51,19 @@ class FallbackGateway:
     def __init__(self, stack):
         self.port = free_port()
         self.prefix = stack.var / "nginx-fallback"
-        env = dict(stack.env, GATEWAY_PORT=str(self.port),
-                   REDIS_URL=stack.env["REDIS_URL"].rsplit("/", 1)[0] + "/9")
-        subprocess.run([sys.executable, str(ROOT / "nginx" / "render.py"), "--prefix", str(self.prefix)],
-                       env=env, check=True, capture_output=True)
+        env = dict(stack.env, GATEWAY_PORT=str(self.port), REDIS_URL=stack.env["REDIS_URL"].rsplit("/", 1)[0] + "/9")
+        subprocess.run(
+            [sys.executable, str(ROOT / "nginx" / "render.py"), "--prefix", str(self.prefix)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         conf = self.prefix / "conf" / "nginx.conf"
-        self.process = subprocess.Popen(["nginx", "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            ["nginx", "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port, process=self.process, what="fallback gateway")
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -67,19 +74,31 @@ class FallbackGateway:
 
 def scenarios(stack, fallback, run_id):
     gw, storage = stack.url, f"http://{stack.settings['STORAGE_ADDR']}"
-    identity = ["X-User-Id: 1", "X-User-Name: a", "X-User-Role: user",
-                f"X-Gateway-Secret: {stack.settings['GATEWAY_SECRET']}", "Content-Type: application/json"]
+    identity = [
+        "X-User-Id: 1",
+        "X-User-Name: a",
+        "X-User-Role: user",
+        f"X-Gateway-Secret: {stack.settings['GATEWAY_SECRET']}",
+        "Content-Type: application/json",
+    ]
     deny = '{"bucket": "pushe3"}'
     return {
         "edge_403": dict(url=gw, method="POST", path="/bucket", body=deny, headers=TOKEN_1, expect=403),
-        "no_token_401": dict(url=gw, method="POST", path="/bucket", body=deny,
-                             headers=["Content-Type: application/json"], expect=401),
-        "create_gateway": dict(url=gw, method="POST", path="/bucket", unique=f"g{run_id}", headers=TOKEN_1,
-                               expect=201),
-        "create_direct": dict(url=storage, method="POST", path="/arvan", unique=f"d{run_id}", headers=identity,
-                              expect=201),
-        "cached_get": dict(url=gw, method="GET", path="/newapi/buckets", headers=["Authorization: Token token_3"], expect=200,
-                           cache="HIT"),
+        "no_token_401": dict(
+            url=gw, method="POST", path="/bucket", body=deny, headers=["Content-Type: application/json"], expect=401
+        ),
+        "create_gateway": dict(url=gw, method="POST", path="/bucket", unique=f"g{run_id}", headers=TOKEN_1, expect=201),
+        "create_direct": dict(
+            url=storage, method="POST", path="/arvan", unique=f"d{run_id}", headers=identity, expect=201
+        ),
+        "cached_get": dict(
+            url=gw,
+            method="GET",
+            path="/newapi/buckets",
+            headers=["Authorization: Token token_3"],
+            expect=200,
+            cache="HIT",
+        ),
         "bare_lua": dict(url=gw, method="GET", path="/", headers=[], expect=200),
         "flask_403": dict(url=fallback.url, method="POST", path="/bucket", body=deny, headers=TOKEN_1, expect=403),
     }
@@ -102,9 +121,13 @@ def preflight(name, s):
     for _ in range(2):  # the second one is the cache HIT
         answer = requests.request(s["method"], s["url"] + s["path"], data=body, headers=headers, timeout=10)
     if s.get("unique"):
-        answer = requests.request(s["method"], s["url"] + s["path"],
-                                  data=json.dumps({"bucket": f"{s['unique']}-preflight2"}), headers=headers,
-                                  timeout=10)
+        answer = requests.request(
+            s["method"],
+            s["url"] + s["path"],
+            data=json.dumps({"bucket": f"{s['unique']}-preflight2"}),
+            headers=headers,
+            timeout=10,
+        )
     if answer.status_code != s["expect"]:
         raise SystemExit(f"bench {name}: expected {s['expect']}, got {answer.status_code} {answer.text[:200]}")
     if s.get("cache") and answer.headers.get("X-Cache-Status") != s["cache"]:
@@ -130,9 +153,23 @@ def cpu_ticks(pids):
 
 def wrk(s, args, round_no, workers=()):
     mode = f"unique:{s['unique']}r{round_no}" if s.get("unique") else "fixed"
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "5s",
-           "-s", str(WRK_SCRIPT), s["url"] + s["path"], "--", s["method"], s["path"], s.get("body") or "-",
-           mode, *s["headers"]]
+    cmd = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(WRK_SCRIPT),
+        s["url"] + s["path"],
+        "--",
+        s["method"],
+        s["path"],
+        s.get("body") or "-",
+        mode,
+        *s["headers"],
+    ]
     before = cpu_ticks(workers)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     ticks = cpu_ticks(workers) - before
@@ -152,8 +189,9 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=1, help="seconds of each scenario first, not counted")
     parser.add_argument("--keep", action="store_true", help="keep the stack's temp dir (logs) afterwards")
-    parser.add_argument("--settle", type=float, default=2.0,
-                        help="pause after each wrk run so requests still queued upstream finish")
+    parser.add_argument(
+        "--settle", type=float, default=2.0, help="pause after each wrk run so requests still queued upstream finish"
+    )
     args = parser.parse_args(argv)
 
     var = Path(tempfile.mkdtemp(prefix="oc-bench-gateway-"))
@@ -187,22 +225,36 @@ def main(argv=None):
                 measured.setdefault(name, []).extend(runs[name])
                 cpu = [r["nginx_cpu_us"] for r in runs[name] if "nginx_cpu_us" in r]
                 cpu_text = f"nginx {sum(cpu) / len(cpu):5.1f} us cpu/req" if cpu else "nginx not involved  "
-                print(f"  {name:<15} {rps:>10.0f} req/s  {cpu_text}  p50 {runs[name][-1]['p50_ms']:.2f} ms  "
-                      f"p99 {runs[name][-1]['p99_ms']:.2f} ms  non-2xx {sum(r['non2xx'] for r in runs[name])}  "
-                      f"errors {sum(r['errors'] for r in runs[name])}", flush=True)
+                print(
+                    f"  {name:<15} {rps:>10.0f} req/s  {cpu_text}  p50 {runs[name][-1]['p50_ms']:.2f} ms  "
+                    f"p99 {runs[name][-1]['p99_ms']:.2f} ms  non-2xx {sum(r['non2xx'] for r in runs[name])}  "
+                    f"errors {sum(r['errors'] for r in runs[name])}",
+                    flush=True,
+                )
             ra = sum(r["rps"] for r in runs[a]) / len(runs[a])
             rb = sum(r["rps"] for r in runs[b]) / len(runs[b])
             ratio = ra / rb if rb else 0.0
             verdict = "" if target is None else ("PASS" if ratio >= target else "FAIL")
             goal = "" if target is None else f"(target >= {target})"
             print(f"{title}: {ratio:.2f} {goal} {verdict}", flush=True)
-            report.append({"pair": title, "a": a, "b": b, "a_rps": round(ra, 1), "b_rps": round(rb, 1),
-                           "ratio": round(ratio, 3), "target": target, "pass": None if target is None
-                           else ratio >= target})
+            report.append(
+                {
+                    "pair": title,
+                    "a": a,
+                    "b": b,
+                    "a_rps": round(ra, 1),
+                    "b_rps": round(rb, 1),
+                    "ratio": round(ratio, 3),
+                    "target": target,
+                    "pass": None if target is None else ratio >= target,
+                }
+            )
         result = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": f"{platform.node()} {os.cpu_count()} cpus",
-            "settings": vars(args), "pairs": report, "runs": measured,
+            "settings": vars(args),
+            "pairs": report,
+            "runs": measured,
         }
         out = ROOT / "var" / "bench"
         out.mkdir(parents=True, exist_ok=True)

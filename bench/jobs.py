@@ -22,6 +22,7 @@ is mongoeco on SQLite, as `make run`), then measures:
 
 Writes var/bench/jobs.json.
 """
+
 import argparse
 import json
 import os
@@ -39,8 +40,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from object_challenge.config import settings_from_env  # noqa: E402
-from object_challenge.devstack import Stack, isolated_env  # noqa: E402
+from object_challenge.core.config import settings_from_env  # noqa: E402
+from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.jobs import keys  # noqa: E402
 from object_challenge.jobs.queue import JobQueue  # noqa: E402
 
@@ -87,14 +88,20 @@ def gateway_round_trips(base, queue, workers, duration):
         while not stop.is_set():
             r = s.post(f"{base}/queue", params={"queue": queue}, json=JOB, headers=user, timeout=30)
             assert r.status_code == 201, r.text
-            r = s.get(f"{base}/queue/poll", params={"queue": queue, "worker_id": f"bench-{i}"},
-                      headers=worker, timeout=30)
+            r = s.get(
+                f"{base}/queue/poll", params={"queue": queue, "worker_id": f"bench-{i}"}, headers=worker, timeout=30
+            )
             if r.status_code == 404:  # another thread took "our" job first; the next loop evens out
                 continue
             assert r.status_code == 200, r.text
             job_id = r.json()["job_id"]
-            r = s.patch(f"{base}/jobs/{job_id}/completed", params={"worker_id": f"bench-{i}"},
-                        json={"failed": False, "info": {"bench": True}}, headers=worker, timeout=30)
+            r = s.patch(
+                f"{base}/jobs/{job_id}/completed",
+                params={"worker_id": f"bench-{i}"},
+                json={"failed": False, "info": {"bench": True}},
+                headers=worker,
+                timeout=30,
+            )
             assert r.status_code == 200, r.text
             done += 1
         return done
@@ -137,18 +144,45 @@ def fill_backlog(settings, queue, count, doc_limit, chunk=5000):
     docs = 0
     for start in range(0, count, chunk):
         ids = [str(uuid.uuid4()) for _ in range(min(chunk, count - start))]
-        with_docs = ids[:max(0, doc_limit - docs)]
+        with_docs = ids[: max(0, doc_limit - docs)]
         for i in range(0, len(with_docs), 200):
-            coll.insert_many([{"_id": j, "job_id": j, **JOB, "added": now, "queue": queue, "state": "queued",
-                               "attempt": 0, "max_attempts": 3, "worker_id": None, "lease_expires_at": None,
-                               "owner_id": 1, "owner_name": "a", "result": None, "info": None,
-                               "finished_at": None, "history": [{"event": "enqueued", "at": now}]}
-                              for j in with_docs[i:i + 200]])
+            coll.insert_many(
+                [
+                    {
+                        "_id": j,
+                        "job_id": j,
+                        **JOB,
+                        "added": now,
+                        "queue": queue,
+                        "state": "queued",
+                        "attempt": 0,
+                        "max_attempts": 3,
+                        "worker_id": None,
+                        "lease_expires_at": None,
+                        "owner_id": 1,
+                        "owner_name": "a",
+                        "result": None,
+                        "info": None,
+                        "finished_at": None,
+                        "history": [{"event": "enqueued", "at": now}],
+                    }
+                    for j in with_docs[i : i + 200]
+                ]
+            )
         docs += len(with_docs)
         pipe = r.pipeline(transaction=False)
         for i in ids:
-            pipe.hset(keys.job(i), mapping={"queue": queue, "state": "queued", "attempt": 0, "max_attempts": 3,
-                                            "worker": "", "lease_until": ""})
+            pipe.hset(
+                keys.job(i),
+                mapping={
+                    "queue": queue,
+                    "state": "queued",
+                    "attempt": 0,
+                    "max_attempts": 3,
+                    "worker": "",
+                    "lease_until": "",
+                },
+            )
         pipe.rpush(keys.queue(queue), *ids)
         pipe.execute()
     mongo.close()
@@ -157,9 +191,11 @@ def fill_backlog(settings, queue, count, doc_limit, chunk=5000):
 
 def percentiles(samples):
     samples = sorted(samples)
-    return {"median_ms": round(statistics.median(samples) * 1000, 3),
-            "p95_ms": round(samples[int(len(samples) * 0.95) - 1] * 1000, 3),
-            "mean_ms": round(statistics.fmean(samples) * 1000, 3)}
+    return {
+        "median_ms": round(statistics.median(samples) * 1000, 3),
+        "p95_ms": round(samples[int(len(samples) * 0.95) - 1] * 1000, 3),
+        "mean_ms": round(statistics.fmean(samples) * 1000, 3),
+    }
 
 
 def enqueue_cost(base, settings, queues, samples):
@@ -180,8 +216,14 @@ def enqueue_cost(base, settings, queues, samples):
             t0 = time.perf_counter()
             q.enqueue(str(uuid.uuid4()), name)
             script[name].append(time.perf_counter() - t0)
-    return {name: {"http": percentiles(http[name]), "script": percentiles(script[name]),
-                   "queued_after": client.llen(keys.queue(name))} for name in queues}
+    return {
+        name: {
+            "http": percentiles(http[name]),
+            "script": percentiles(script[name]),
+            "queued_after": client.llen(keys.queue(name)),
+        }
+        for name in queues
+    }
 
 
 def main(argv=None):
@@ -192,21 +234,29 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=300, help="enqueues timed per size")
     parser.add_argument("--mongo", choices=("sqlite", "memory"), default="sqlite", help="mongoeco engine")
     parser.add_argument("--mongo-uri", default=None, help="a real MongoDB instead of mongoeco")
-    parser.add_argument("--doc-limit", type=int, default=1000,
-                        help="backlog jobs that get a MongoDB document (mongoeco); all with --mongo-uri")
+    parser.add_argument(
+        "--doc-limit",
+        type=int,
+        default=1000,
+        help="backlog jobs that get a MongoDB document (mongoeco); all with --mongo-uri",
+    )
     args = parser.parse_args(argv)
 
     env = stack_env(args.mongo)
     if args.mongo_uri:
         env["MONGO_URI"] = args.mongo_uri
-        args.doc_limit = 10 ** 9
+        args.doc_limit = 10**9
     var = Path(tempfile.mkdtemp(prefix="oc-bench-jobs-"))
     stack = Stack(env=env, var_dir=var, mongo_file=args.mongo == "sqlite", quiet=True, workers=0)
     print(f"starting the stack in {var} ...", flush=True)
     stack.start()
-    results = {"workers": args.workers, "duration_s": args.duration,
-               "mongo": "external" if args.mongo_uri else f"mongoeco {args.mongo}",
-               "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    results = {
+        "workers": args.workers,
+        "duration_s": args.duration,
+        "mongo": "external" if args.mongo_uri else f"mongoeco {args.mongo}",
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
     try:
         base = stack.url + "/newapi"
         settings = settings_from_env(stack.env)
@@ -215,16 +265,18 @@ def main(argv=None):
 
         n, elapsed = gateway_round_trips(base, "bench-rt", args.workers, args.duration)
         results["gateway_round_trips_per_s"] = round(n / elapsed, 1)
-        print(f"gateway enqueue->poll->complete, {args.workers} workers: {n / elapsed:8.1f} round trips/s",
-              flush=True)
+        print(f"gateway enqueue->poll->complete, {args.workers} workers: {n / elapsed:8.1f} round trips/s", flush=True)
         n, elapsed = redis_round_trips(settings["REDIS_URL"], args.workers, args.duration)
         results["plain_redis_round_trips_per_s"] = round(n / elapsed, 1)
-        print(f"plain Redis LPUSH->RPOP->SET,   {args.workers} threads: {n / elapsed:8.1f} round trips/s",
-              flush=True)
+        print(f"plain Redis LPUSH->RPOP->SET,   {args.workers} threads: {n / elapsed:8.1f} round trips/s", flush=True)
         results["ratio_gateway_to_plain_redis"] = round(
-            results["gateway_round_trips_per_s"] / results["plain_redis_round_trips_per_s"], 4)
-        print(f"ratio gateway / plain Redis: {results['ratio_gateway_to_plain_redis']:.4f} "
-              f"(1 : {1 / results['ratio_gateway_to_plain_redis']:.0f})", flush=True)
+            results["gateway_round_trips_per_s"] / results["plain_redis_round_trips_per_s"], 4
+        )
+        print(
+            f"ratio gateway / plain Redis: {results['ratio_gateway_to_plain_redis']:.4f} "
+            f"(1 : {1 / results['ratio_gateway_to_plain_redis']:.0f})",
+            flush=True,
+        )
 
         results["enqueue_cost"] = {}
         sizes = [int(x) for x in args.sizes.split(",")]
@@ -235,21 +287,26 @@ def main(argv=None):
             docs = fill_backlog(settings, queue, size, docs_left)
             docs_left -= docs
             queues[queue] = (size, docs)
-            print(f"backlog of {size} ({docs} with documents) written in {time.perf_counter() - t0:.1f}s",
-                  flush=True)
+            print(f"backlog of {size} ({docs} with documents) written in {time.perf_counter() - t0:.1f}s", flush=True)
         costs = enqueue_cost(base, settings, list(queues), args.samples)
         for queue, (size, docs) in queues.items():
             cost = dict(costs[queue], backlog_documents=docs)
             results["enqueue_cost"][str(size)] = cost
-            print(f"enqueue with {size:>6} queued: POST /queue median {cost['http']['median_ms']:.2f} ms "
-                  f"p95 {cost['http']['p95_ms']:.2f} ms | enqueue.lua median {cost['script']['median_ms']:.3f} ms "
-                  f"p95 {cost['script']['p95_ms']:.3f} ms", flush=True)
+            print(
+                f"enqueue with {size:>6} queued: POST /queue median {cost['http']['median_ms']:.2f} ms "
+                f"p95 {cost['http']['p95_ms']:.2f} ms | enqueue.lua median {cost['script']['median_ms']:.3f} ms "
+                f"p95 {cost['script']['p95_ms']:.3f} ms",
+                flush=True,
+            )
         if len(sizes) >= 2:
             small, big = results["enqueue_cost"][str(sizes[0])], results["enqueue_cost"][str(sizes[-1])]
             results["enqueue_growth_http"] = round(big["http"]["median_ms"] / small["http"]["median_ms"], 3)
             results["enqueue_growth_script"] = round(big["script"]["median_ms"] / small["script"]["median_ms"], 3)
-            print(f"growth {sizes[0]} -> {sizes[-1]}: POST /queue x{results['enqueue_growth_http']}, "
-                  f"enqueue.lua x{results['enqueue_growth_script']}", flush=True)
+            print(
+                f"growth {sizes[0]} -> {sizes[-1]}: POST /queue x{results['enqueue_growth_http']}, "
+                f"enqueue.lua x{results['enqueue_growth_script']}",
+                flush=True,
+            )
     finally:
         stack.stop()
     out = ROOT / "var" / "bench"

@@ -27,6 +27,7 @@ nothing), then:
 
 Writes var/bench/publish.json.
 """
+
 import argparse
 import asyncio
 import json
@@ -46,11 +47,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from object_challenge.devstack import Stack, isolated_env  # noqa: E402
+from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 
 WRK_SCRIPT = ROOT / "bench" / "publish_wrk.lua"
 CELLS = 13
-
 
 
 def cell(i):
@@ -74,16 +74,16 @@ def prepare(stack, players):
     session.headers.update(auth("token_admin"))
     base = f"{stack.url}/newapi/puzzle/{puzzle_id}"
     deadline = time.monotonic() + 10
-    while session.get(f"{stack.url}/newapi/whoami", headers=auth(f"tok_{names[-1]}"),
-                      timeout=5).status_code != 200:
+    while session.get(f"{stack.url}/newapi/whoami", headers=auth(f"tok_{names[-1]}"), timeout=5).status_code != 200:
         if time.monotonic() > deadline:
             raise SystemExit("bench publish: the new players never reached the gateway")
         time.sleep(0.1)
     for n in range(1, 100):
         grant = session.get(f"{base}/piece/{n}/token/", timeout=5)
         x, y = cell(n)
-        answer = session.patch(f"{base}/piece/{n}/move/", json={"token": grant.json()["token"], "x": x, "y": y},
-                               timeout=5)
+        answer = session.patch(
+            f"{base}/piece/{n}/move/", json={"token": grant.json()["token"], "x": x, "y": y}, timeout=5
+        )
         if answer.status_code != 204:
             raise SystemExit(f"bench publish: placing piece {n}: {answer.status_code} {answer.text}")
     state = session.get(f"{base}/", timeout=5).json()
@@ -93,8 +93,20 @@ def prepare(stack, players):
 
 
 def wrk(url, args, mode, target, duration):
-    cmd = ["wrk", f"-t{args.players}", f"-c{args.players}", f"-d{duration}s", "--timeout", "5s",
-           "-s", str(WRK_SCRIPT), url, "--", mode, str(target)]
+    cmd = [
+        "wrk",
+        f"-t{args.players}",
+        f"-c{args.players}",
+        f"-d{duration}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+        "--",
+        mode,
+        str(target),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     result["command"] = shlex.join(cmd)
@@ -128,9 +140,13 @@ def _watchers_process(host, port, path, tokens, conn, seconds):
         stop_at = time.time() + seconds
         for token in tokens:
             chunks = []
-            request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Token {token}\r\n"
-                       f"Accept: text/event-stream\r\n\r\n").encode()
-            transport, _ = await loop.create_connection(lambda: _Watcher(request, chunks, ready), host, port)
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Token {token}\r\n"
+                f"Accept: text/event-stream\r\n\r\n"
+            ).encode()
+            transport, _ = await loop.create_connection(
+                lambda request=request, chunks=chunks: _Watcher(request, chunks, ready), host, port
+            )
             streams.append(chunks)
             transports.append(transport)
         while len(ready) < len(tokens) and time.time() < stop_at:
@@ -152,8 +168,10 @@ def watchers_bench(stack, puzzle_id, args, mover_url):
     host, port = "127.0.0.1", int(stack.settings["GATEWAY_PORT"])
     path = f"/newapi/puzzle/{puzzle_id}/updates/"
     procs, pipes = [], []
-    per = [args.watchers // args.watcher_procs + (1 if i < args.watchers % args.watcher_procs else 0)
-           for i in range(args.watcher_procs)]
+    per = [
+        args.watchers // args.watcher_procs + (1 if i < args.watchers % args.watcher_procs else 0)
+        for i in range(args.watcher_procs)
+    ]
     listen = 20 + args.moves * args.move_gap
     for i, count in enumerate(per):
         parent, child = multiprocessing.Pipe()
@@ -180,7 +198,7 @@ def watchers_bench(stack, puzzle_id, args, mover_url):
         pipe.send("done")
     delays, received = [], 0
     for pipe in pipes:
-        kind, events = pipe.recv()
+        _kind, events = pipe.recv()
         for seq, at in events:
             if seq in sent:
                 delays.append((at - sent[seq]) * 1000)
@@ -192,9 +210,17 @@ def watchers_bench(stack, puzzle_id, args, mover_url):
     def pct(p):
         return round(delays[max(0, min(len(delays) - 1, int(len(delays) * p / 100 + 0.5) - 1))], 2) if delays else None
 
-    return {"watchers": args.watchers, "connected": connected, "moves": args.moves, "mover": mover_url,
-            "deliveries_expected": connected * args.moves, "deliveries": received,
-            "delay_p50_ms": pct(50), "delay_p99_ms": pct(99), "delay_max_ms": round(delays[-1], 2) if delays else None}
+    return {
+        "watchers": args.watchers,
+        "connected": connected,
+        "moves": args.moves,
+        "mover": mover_url,
+        "deliveries_expected": connected * args.moves,
+        "deliveries": received,
+        "delay_p50_ms": pct(50),
+        "delay_p99_ms": pct(99),
+        "delay_max_ms": round(delays[-1], 2) if delays else None,
+    }
 
 
 def main(argv=None):
@@ -233,24 +259,36 @@ def main(argv=None):
 
         trivial_rps = mean("trivial", "rps")
         last_t = runs["trivial"][-1]
-        print(f"  trivial      {trivial_rps:8.0f} req/s GET /newapi/whoami  p50 {last_t['get']['p50_ms']:.2f} "
-              f"p99 {last_t['get']['p99_ms']:.2f} ms", flush=True)
+        print(
+            f"  trivial      {trivial_rps:8.0f} req/s GET /newapi/whoami  p50 {last_t['get']['p50_ms']:.2f} "
+            f"p99 {last_t['get']['p99_ms']:.2f} ms",
+            flush=True,
+        )
         moves = {}
         for name in edges:
             rps, accepted, last = mean(name, "rps"), mean(name, "accepted_per_s"), runs[name][-1]
             ratio = trivial_rps / rps if rps else float("inf")
-            moves[name] = {"accepted_per_s": round(accepted, 1), "rps": round(rps, 1), "cost_ratio": round(ratio, 3),
-                           "token_p50_ms": last["token"]["p50_ms"], "token_p99_ms": last["token"]["p99_ms"],
-                           "move_p50_ms": last["move"]["p50_ms"], "move_p99_ms": last["move"]["p99_ms"],
-                           "refused": sum(r["refused"] for r in runs[name]),
-                           "refusals": " ".join(r.get("refusals", "") for r in runs[name]).strip(),
-                           "errors": sum(r["errors"] for r in runs[name])}
+            moves[name] = {
+                "accepted_per_s": round(accepted, 1),
+                "rps": round(rps, 1),
+                "cost_ratio": round(ratio, 3),
+                "token_p50_ms": last["token"]["p50_ms"],
+                "token_p99_ms": last["token"]["p99_ms"],
+                "move_p50_ms": last["move"]["p50_ms"],
+                "move_p99_ms": last["move"]["p99_ms"],
+                "refused": sum(r["refused"] for r in runs[name]),
+                "refusals": " ".join(r.get("refusals", "") for r in runs[name]).strip(),
+                "errors": sum(r["errors"] for r in runs[name]),
+            }
             if name == "gateway":
                 moves[name].update(target=1.25, ok=ratio <= 1.25)
-            print(f"  {name:<12} {accepted:8.0f} accepted moves/s ({rps:.0f} req/s: token + move)  "
-                  f"token p50 {last['token']['p50_ms']:.2f} p99 {last['token']['p99_ms']:.2f} ms  "
-                  f"move p50 {last['move']['p50_ms']:.2f} p99 {last['move']['p99_ms']:.2f} ms  "
-                  f"refused {moves[name]['refused']}  errors {moves[name]['errors']}", flush=True)
+            print(
+                f"  {name:<12} {accepted:8.0f} accepted moves/s ({rps:.0f} req/s: token + move)  "
+                f"token p50 {last['token']['p50_ms']:.2f} p99 {last['token']['p99_ms']:.2f} ms  "
+                f"move p50 {last['move']['p50_ms']:.2f} p99 {last['move']['p99_ms']:.2f} ms  "
+                f"refused {moves[name]['refused']}  errors {moves[name]['errors']}",
+                flush=True,
+            )
             if moves[name]["refusals"]:
                 print(f"  {name:<12} refused: {moves[name]['refusals'][:300]}", flush=True)
             verdict = f"(target <= 1.25) {'PASS' if ratio <= 1.25 else 'FAIL'}" if name == "gateway" else "(contrast)"
@@ -258,12 +296,19 @@ def main(argv=None):
 
         print(f"  {args.watchers} SSE watchers ...", flush=True)
         watch = watchers_bench(stack, puzzle_id, args, stack.url)
-        watch_ok = (watch["deliveries"] == watch["deliveries_expected"] and watch["connected"] == args.watchers
-                    and watch["delay_p99_ms"] is not None and watch["delay_p99_ms"] < 100)
-        print(f"  watchers {watch['connected']}/{args.watchers} connected, {watch['deliveries']}/"
-              f"{watch['deliveries_expected']} deliveries, delay p50 {watch['delay_p50_ms']} ms "
-              f"p99 {watch['delay_p99_ms']} ms max {watch['delay_max_ms']} ms (target p99 < 100) "
-              f"{'PASS' if watch_ok else 'FAIL'}", flush=True)
+        watch_ok = (
+            watch["deliveries"] == watch["deliveries_expected"]
+            and watch["connected"] == args.watchers
+            and watch["delay_p99_ms"] is not None
+            and watch["delay_p99_ms"] < 100
+        )
+        print(
+            f"  watchers {watch['connected']}/{args.watchers} connected, {watch['deliveries']}/"
+            f"{watch['deliveries_expected']} deliveries, delay p50 {watch['delay_p50_ms']} ms "
+            f"p99 {watch['delay_p99_ms']} ms max {watch['delay_max_ms']} ms (target p99 < 100) "
+            f"{'PASS' if watch_ok else 'FAIL'}",
+            flush=True,
+        )
         result = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": f"{platform.node()} {os.cpu_count()} cpus",

@@ -8,6 +8,7 @@
 A benchmark is a module ``bench/<name>.py`` with ``main(argv) -> int``; add a
 file and it is picked up.  Results go to stdout and var/bench/<name>.json.
 """
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def main(argv=None):
     extra = []
     if "--" in argv:
         i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+        argv, extra = argv[:i], argv[i + 1 :]
     found = benchmarks()
     if argv in (["--list"], ["-l"]):
         print("\n".join(found))

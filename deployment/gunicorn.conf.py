@@ -2,12 +2,13 @@
 
 The bind address and the entry point come from the command line (see
 docker-compose.yml); everything else is here. Settings are read through
-object_challenge.config, the one place that reads the environment:
+object_challenge.core.config, the one place that reads the environment:
 
 - workers: ``GUNICORN_WORKERS``, or 2 x the CPUs this process may run on, plus one;
 - logs: with ``LOG_FORMAT=json`` (always in production) gunicorn's error and access
-  logs are JSON lines on stderr/stdout, like the app's own (app.JsonFormatter).
+  logs are JSON lines on stderr/stdout, like the app's own (core/logging.py: JsonFormatter).
 """
+
 import json
 import logging
 import os
@@ -18,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from object_challenge.app import JsonFormatter  # noqa: E402
-from object_challenge.config import load  # noqa: E402
+from object_challenge.core.config import load  # noqa: E402
+from object_challenge.core.logging import JsonFormatter  # noqa: E402
 
 settings = load()
 
@@ -52,12 +53,20 @@ class AccessJsonFormatter(JsonFormatter):
 
     def format(self, record):
         atoms = record.args if isinstance(record.args, dict) else {}
-        entry = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                 "remote_addr": atoms.get("h"), "method": atoms.get("m"), "path": atoms.get("U"),
-                 "query": atoms.get("q") or None, "status": _int(atoms.get("s")),
-                 "bytes": _int(atoms.get("B")), "duration_ms": _int(atoms.get("M")),
-                 "request_id": atoms.get("{x-request-id}i") if atoms.get("{x-request-id}i") != "-" else None,
-                 "user_agent": atoms.get("a")}
+        entry = {
+            "ts": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "remote_addr": atoms.get("h"),
+            "method": atoms.get("m"),
+            "path": atoms.get("U"),
+            "query": atoms.get("q") or None,
+            "status": _int(atoms.get("s")),
+            "bytes": _int(atoms.get("B")),
+            "duration_ms": _int(atoms.get("M")),
+            "request_id": atoms.get("{x-request-id}i") if atoms.get("{x-request-id}i") != "-" else None,
+            "user_agent": atoms.get("a"),
+        }
         return json.dumps(entry)
 
 
@@ -75,8 +84,7 @@ if settings.LOG_FORMAT == "json":
         "formatters": {"json": {"()": JsonFormatter}, "access_json": {"()": AccessJsonFormatter}},
         "handlers": {
             "error": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
-            "access": {"class": "logging.StreamHandler", "formatter": "access_json",
-                       "stream": "ext://sys.stdout"},
+            "access": {"class": "logging.StreamHandler", "formatter": "access_json", "stream": "ext://sys.stdout"},
         },
         "root": {"level": settings.LOG_LEVEL, "handlers": ["error"]},
         "loggers": {

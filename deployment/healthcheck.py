@@ -8,6 +8,7 @@
 Exit 0 healthy, 1 not (the reason on stderr, which `docker inspect` shows).
 The python:3.13-slim image has no curl, hence this file.
 """
+
 import sys
 import urllib.request
 from pathlib import Path
@@ -29,7 +30,7 @@ def _stores():
     import pymongo
     import redis
 
-    from object_challenge.config import load
+    from object_challenge.core.config import load
 
     cfg = load()
     client = pymongo.MongoClient(cfg.MONGO_URI, serverSelectionTimeoutMS=TIMEOUT * 1000)

@@ -3,7 +3,7 @@
 
     python nginx/render.py --flavour debian|openresty --prefix DIR
 
-Settings come from object_challenge/config.py (``load()``, i.e. the
+Settings come from object_challenge/core/config.py (``load()``, i.e. the
 environment: GATEWAY_HOST, GATEWAY_PORT, API_ADDR, JOBS_ADDR, PUBLISH_ADDR,
 STORAGE_ADDR, REDIS_URL, GATEWAY_SECRET, BODY_LIMIT_BYTES,
 SNAPSHOT_POLL_SECONDS, RATE_LIMITS, RATE_LIMIT_USER_RPS/_BURST,
@@ -11,6 +11,7 @@ RATE_LIMIT_IP_RPS/_BURST).  Writes DIR/conf/nginx.conf, creates DIR/logs and
 DIR/tmp/*, and prints the conf path.  Run it with
 ``nginx -p DIR -c DIR/conf/nginx.conf -g 'daemon off;'``.
 """
+
 import argparse
 import importlib.util
 import json
@@ -30,7 +31,7 @@ RUN_AS = "user root;\n" if os.geteuid() == 0 else ""
 FLAVOURS = {
     "debian": {
         "load_modules": RUN_AS + "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
-                        "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
+        "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
         "lua_dir": str(ROOT / "lua"),
         "lua_path_tail": "/usr/share/lua/5.1/?.lua;;",
         "prefix": str(ROOT / "var" / "gateway"),
@@ -64,8 +65,8 @@ proxy_set_header X-Gateway-Secret $oc_gateway_secret;"""
 
 
 def load_settings():
-    """object_challenge.config.load(), without importing the whole package."""
-    spec = importlib.util.spec_from_file_location("_oc_config", ROOT / "object_challenge" / "config.py")
+    """object_challenge.core.config.load(), without importing the whole package."""
+    spec = importlib.util.spec_from_file_location("_oc_config", ROOT / "object_challenge" / "core" / "config.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.load()
@@ -167,15 +168,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flavour", choices=sorted(FLAVOURS), default="debian")
     parser.add_argument("--prefix", help="nginx prefix dir (conf/, logs/, tmp/ inside)")
-    parser.add_argument("--lua-dir", help="where lua/oc lives (default: this repo's lua/ "
-                        "for debian, /etc/oc/lua for openresty)")
+    parser.add_argument(
+        "--lua-dir", help="where lua/oc lives (default: this repo's lua/ for debian, /etc/oc/lua for openresty)"
+    )
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--access-log", help="path (e.g. /dev/stdout in a container), or 'off'")
     parser.add_argument("--error-log", help="path (e.g. /dev/stderr in a container)")
     args = parser.parse_args(argv)
     prefix = Path(args.prefix or FLAVOURS[args.flavour]["prefix"])
-    text = render(args.flavour, prefix, load_settings(), args.lua_dir, args.workers,
-                  args.access_log, args.error_log)
+    text = render(args.flavour, prefix, load_settings(), args.lua_dir, args.workers, args.access_log, args.error_log)
     for sub in ("conf", "logs", "tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     conf = prefix / "conf" / "nginx.conf"

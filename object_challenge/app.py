@@ -1,28 +1,27 @@
-"""The app factory: config, stores, error rendering, then one blueprint set per service."""
-import importlib
-import json
-import logging
-import sys
+"""The app factory: config, stores, error rendering, then each service package.
+
+Every package is imported here by name (no registry of strings): its
+``register(app)`` adds its models, CLI commands and periodic tasks, and importing
+it registers its worker task modules. ``SERVICES`` says which blueprints each
+gunicorn entry point (wsgi.py) serves; `manage.py` builds them all.
+"""
 
 from flask import Flask, jsonify
 
-from object_challenge import config as config_module
-from object_challenge import errors, extensions
+from object_challenge import accounts, api, buckets, cli, jobs, publish
+from object_challenge.core import config as config_module
+from object_challenge.core import errors, extensions
+from object_challenge.core.health import check_stores
+from object_challenge.core.logging import configure_logging
 
-# service name -> blueprints ("module:attribute"); the gunicorn entry points in
-# wsgi.py build one app per service, `manage.py` builds them all.
 SERVICES = {
-    "api": ["object_challenge.buckets.views:bp", "object_challenge.api.views:bp",
-            "object_challenge.api.views:internal_bp"],
-    "storage": ["object_challenge.buckets.views:storage_bp"],
-    "jobs": ["object_challenge.jobs.views:bp"],
-    "publish": ["object_challenge.publish.views:bp"],
+    "api": (buckets.bp, api.bp, api.internal_bp),
+    "storage": (buckets.storage_bp,),
+    "jobs": (jobs.bp,),
+    "publish": (publish.bp,),
 }
-
-
-def _load(path):
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+PACKAGES = (accounts, buckets, jobs, publish)
+ALL_MODELS = tuple(model for package in PACKAGES for model in package.MODELS)
 
 
 def _resolve_config(config):
@@ -34,26 +33,6 @@ def _resolve_config(config):
             setattr(base, key, value)
         return base
     return config
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record):
-        entry = {"ts": self.formatTime(record), "level": record.levelname,
-                 "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(cfg):
-    handler = logging.StreamHandler(sys.stderr)
-    if cfg.LOG_FORMAT == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(cfg.LOG_LEVEL)
 
 
 def create_app(config=None, services=None):
@@ -69,22 +48,23 @@ def create_app(config=None, services=None):
     extensions.init_app(app)
     errors.register(app)
 
+    for package in PACKAGES:
+        package.register(app)
     for name in app.config["SERVICE_NAMES"]:
         if name not in SERVICES:
             raise SystemExit(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
-        for path in SERVICES[name]:
-            app.register_blueprint(_load(path))
+        for blueprint in SERVICES[name]:
+            app.register_blueprint(blueprint)
 
     @app.get("/healthz")
     def healthz():
-        from object_challenge.health import check_stores
-
         problems = check_stores()
-        body = {"status": "ok" if not problems else "unavailable",
-                "services": app.config["SERVICE_NAMES"], "problems": problems}
+        body = {
+            "status": "ok" if not problems else "unavailable",
+            "services": app.config["SERVICE_NAMES"],
+            "problems": problems,
+        }
         return jsonify(body), (200 if not problems else 503)
 
-    from object_challenge.cli import register_commands
-
-    register_commands(app)
+    cli.register(app)
     return app

@@ -1,7 +1,9 @@
 """Gunicorn entry points, one per service: ``gunicorn object_challenge.wsgi:api``."""
+
+from object_challenge.accounts.snapshot import republish_if_missing
 from object_challenge.app import SERVICES, create_app
-from object_challenge.models import ensure_indexes
-from object_challenge.snapshot import republish_if_missing
+from object_challenge.core.extensions import ensure_indexes
+from object_challenge.ops.production import refuse_unsafe_start
 
 
 def __getattr__(name):
@@ -12,8 +14,6 @@ def __getattr__(name):
     with app.app_context():
         if app.config["NAME"] == "production":
             # fail closed: no database to check against means no start either
-            from object_challenge.production import refuse_unsafe_start
-
             refuse_unsafe_start()
         try:
             ensure_indexes()

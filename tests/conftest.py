@@ -5,6 +5,7 @@
   fixtures loaded and the gateway snapshot published.
 - ``client``, ``runner``, ``redis``: as in Flask's tutorial.
 """
+
 import itertools
 import os
 import sys
@@ -17,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from object_challenge.devstack import Stack, isolated_env  # noqa: E402
-from object_challenge.devstores import free_port, start_mongo, start_redis, wait_for_port  # noqa: E402
+from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
+from object_challenge.dev.devstores import free_port, start_mongo, start_redis, wait_for_port  # noqa: E402
 
 _db_names = itertools.count(1)
 
@@ -54,7 +55,7 @@ def stores():
 
 
 def make_config(stores, **overrides):
-    from object_challenge.config import load
+    from object_challenge.core.config import load
 
     n = next(_db_names)
     environ = {
@@ -77,7 +78,7 @@ def _forget_connections():
     """MongoEngine caches the connection and each model's collection; each test has its own db."""
     from mongoengine import disconnect_all
 
-    from object_challenge.models import ALL_MODELS
+    from object_challenge.app import ALL_MODELS
 
     disconnect_all()
     for model in ALL_MODELS:
@@ -87,10 +88,9 @@ def _forget_connections():
 @pytest.fixture
 def app(config):
 
-    from object_challenge import fixtures, snapshot
+    from object_challenge.accounts import fixtures, snapshot
     from object_challenge.app import create_app
-    from object_challenge.extensions import redis
-    from object_challenge.models import ensure_indexes
+    from object_challenge.core.extensions import ensure_indexes, redis
 
     _forget_connections()
     app = create_app(config)
@@ -101,7 +101,7 @@ def app(config):
         snapshot.publish()
     yield app
     with app.app_context():
-        from object_challenge.extensions import db
+        from object_challenge.core.extensions import db
 
         client = db.get_db().client
         for name in (config.MONGODB_SETTINGS["host"].rsplit("/", 1)[1], config.MONGO_JOB_DB, config.MONGO_DATA_DB):
@@ -121,7 +121,7 @@ def runner(app):
 
 @pytest.fixture
 def redis(app):
-    from object_challenge.extensions import redis as proxy
+    from object_challenge.core.extensions import redis as proxy
 
     with app.app_context():
         yield proxy.client
@@ -145,7 +145,10 @@ class _FlaskTransport:
 
         url = urlsplit(prepared.url)
         answer = self.app.test_client().open(
-            url.path, method=prepared.method, data=prepared.body, headers=dict(prepared.headers),
+            url.path,
+            method=prepared.method,
+            data=prepared.body,
+            headers=dict(prepared.headers),
             query_string=url.query,
         )
         response = self.requests.Response()
@@ -201,3 +204,11 @@ def gateway(stack):
     if stack.env != stack.base_env:
         stack.env = dict(stack.base_env)
         stack.restart_gateway()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need the whole stack (nginx, gunicorn, workers) carry the `stack` marker:
+    `make test PYTEST_ARGS='-m "not stack"'` runs the rest in a fraction of the time."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()) or "gateway" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)

@@ -1,4 +1,5 @@
 """Small helpers every test module may use."""
+
 import json
 import time
 from pathlib import Path

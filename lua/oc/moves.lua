@@ -1,6 +1,6 @@
 -- GET /newapi/puzzle/<id>/piece/<n>/token/ and PATCH .../move/, answered by
 -- the gateway itself with the publish service's own Redis scripts
--- (object_challenge/publish/token.lua, move.lua): the service publishes their
+-- (object_challenge/publish/scripts/token.lua, move.lua): the service publishes their
 -- SHA1s and settings in oc:pub:scripts, so both paths run the same decision.
 -- Validation order as in publish/views.py: 401 -> 403 -> 400 -> 409.
 -- Whatever the gateway cannot decide goes to the service (@publish_plain):

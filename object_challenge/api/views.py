@@ -1,9 +1,10 @@
 """The api service: small /newapi reads and the gateway's internal auth look-up."""
+
 from flask import Blueprint, jsonify, request
 
 from object_challenge import __version__
-from object_challenge.identity import authenticated, current_identity
-from object_challenge.models import Bucket
+from object_challenge.accounts.identity import authenticated, current_identity
+from object_challenge.buckets.models import Bucket
 
 bp = Blueprint("api", __name__, url_prefix="/newapi")
 internal_bp = Blueprint("internal", __name__, url_prefix="/_internal")
@@ -23,10 +24,15 @@ def whoami():
     """The identity this service sees, and the identity headers that reached it."""
     identity = current_identity()
     seen = {k: v for k, v in request.headers.items() if k.lower().startswith(("x-user-", "x-consumer-"))}
-    response = jsonify({
-        "user_id": identity.user_id, "name": identity.name, "role": identity.role,
-        "headers": seen, "request_id": request.headers.get("X-Request-Id", ""),
-    })
+    response = jsonify(
+        {
+            "user_id": identity.user_id,
+            "name": identity.name,
+            "role": identity.role,
+            "headers": seen,
+            "request_id": request.headers.get("X-Request-Id", ""),
+        }
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

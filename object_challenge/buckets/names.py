@@ -2,6 +2,7 @@
 
 Same rules as ``lua/oc/names.lua``; both are tested from ``tests/cases/bucket_names.json``.
 """
+
 import re
 
 _ALLOWED = re.compile(r"^[a-z0-9.-]+$")

@@ -5,15 +5,16 @@ decides, the storage upstream (``STORAGE_URL``, ``POST /arvan``) creates. The
 gateway makes the same decision at the edge and only falls back to this one when
 it has no snapshot.
 """
+
 import json
 
 import requests
 from flask import current_app
 
+from object_challenge.accounts.snapshot import grants_table
 from object_challenge.buckets.names import name_problem
 from object_challenge.buckets.rules import admit
-from object_challenge.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable
-from object_challenge.snapshot import grants_table
+from object_challenge.core.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable
 
 _session = requests.Session()
 
@@ -47,9 +48,9 @@ def bucket_name_from(raw_body):
     try:
         body = json.loads(raw_body or b"")
     except (ValueError, UnicodeDecodeError):
-        raise InvalidBucket("the body must be JSON: {\"bucket\": \"<name>\"}") from None
+        raise InvalidBucket('the body must be JSON: {"bucket": "<name>"}') from None
     if not isinstance(body, dict):
-        raise InvalidBucket("the body must be a JSON object: {\"bucket\": \"<name>\"}")
+        raise InvalidBucket('the body must be a JSON object: {"bucket": "<name>"}')
     if "bucket" not in body:
         raise InvalidBucket("the body has no 'bucket' field")
     name = body["bucket"]
@@ -79,10 +80,14 @@ def create_in_storage(identity, name, request_id=""):
     try:
         answer = _session.post(
             current_app.config["STORAGE_URL"].rstrip("/") + "/arvan",
-            json={"bucket": name}, headers=headers, timeout=(1, 10),
+            json={"bucket": name},
+            headers=headers,
+            timeout=(1, 10),
         )
     except requests.RequestException as exc:
-        raise ServiceUnavailable(f"the storage upstream did not answer ({exc.__class__.__name__}); retry later") from None
+        raise ServiceUnavailable(
+            f"the storage upstream did not answer ({exc.__class__.__name__}); retry later"
+        ) from None
     if answer.status_code == 409:
         raise BucketNameTaken(name)
     if answer.status_code not in (200, 201):

@@ -1,11 +1,12 @@
 """HTTP for bucket admission (``POST /bucket``) and the storage mock (``POST /arvan``)."""
+
 from flask import Blueprint, jsonify, request
 from mongoengine import NotUniqueError
 
+from object_challenge.accounts.identity import authenticated, current_identity
 from object_challenge.buckets import service
-from object_challenge.errors import request_id
-from object_challenge.identity import authenticated, current_identity
-from object_challenge.models import Bucket
+from object_challenge.buckets.models import Bucket
+from object_challenge.core.errors import request_id
 
 bp = Blueprint("buckets", __name__)
 storage_bp = Blueprint("storage", __name__)

@@ -5,4 +5,19 @@ store.py   MongoDB: the job documents and their history
 service.py the operations the views call, each one Redis step then its Mongo record
 workers.py worker status and attributes; data.py the per-module document store
 worker.py  the worker program and ``JobClient``; tasks.py the task registry
+cli.py     manage.py worker | jobs ...     scripts/*.lua the Redis scripts
 """
+
+from object_challenge.jobs import cli, service, tasks, views
+
+bp = views.bp
+MODELS = ()  # job documents are schemaless (flask-pymongo), see store.py
+
+
+def register(app):
+    app.extensions["oc.schedule"].append((service.tick, 0.5))  # expired leases, stopped workers
+    for command in cli.COMMANDS:
+        app.cli.add_command(command)
+
+
+__all__ = ["bp", "register", "tasks"]

@@ -1,4 +1,5 @@
 """Operator commands of the job queue: ``worker`` and ``jobs ...``."""
+
 import json
 import logging
 
@@ -24,10 +25,10 @@ def worker_command(queue, url, token, worker_id, poll_interval, heartbeat_interv
     cfg = current_app.config
     url = url or f"http://{cfg['GATEWAY_HOST']}:{cfg['GATEWAY_PORT']}/newapi"
     token = token or cfg.get("WORKER_TOKEN") or "token_worker"
-    logging.basicConfig(level=cfg.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker_module.run_worker(url, token, queue or cfg["REDIS_QUEUE_NAME"], worker_id, poll_interval,
-                             heartbeat_interval, task_modules, burst)
+    logging.basicConfig(level=cfg.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker_module.run_worker(
+        url, token, queue or cfg["REDIS_QUEUE_NAME"], worker_id, poll_interval, heartbeat_interval, task_modules, burst
+    )
 
 
 @click.group("jobs")
@@ -68,10 +69,15 @@ def jobs_stats():
     service = jobs()
     names = sorted(set(service.queue.queues()) | {current_app.config["REDIS_QUEUE_NAME"]})
     out = {
-        "queues": {name: {"waiting": service.queue.length(name),
-                          "disabled": service.queue.attributes(name)["disabled"]} for name in names},
+        "queues": {
+            name: {"waiting": service.queue.length(name), "disabled": service.queue.attributes(name)["disabled"]}
+            for name in names
+        },
         "running": service.store.count("running"),
         "completed": service.store.count("completed"),
         "failed": service.store.count("failed"),
     }
     click.echo(json.dumps(out, indent=2))
+
+
+COMMANDS = (worker_command, jobs_group)

@@ -3,12 +3,13 @@
 Database MONGO_DATA_DB, one collection per module (MONGO_DATA_COLL_PREFIX + module),
 as the seed lays it out. The stored object comes back exactly as it was sent.
 """
+
 import re
 
 from flask import current_app
 
-from object_challenge.errors import BadRequest, NotFound
-from object_challenge.extensions import mongo
+from object_challenge.core.errors import BadRequest, NotFound
+from object_challenge.core.extensions import mongo
 from object_challenge.jobs.store import utcnow
 
 MODULE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -43,7 +44,8 @@ def put(module, name, data):
     if not isinstance(data, dict):
         raise BadRequest("send a JSON object", code="bad_data")
     result = _collection(module).replace_one(
-        {"_id": name}, {"_id": name, "name": name, "data": data, "updated": utcnow()}, upsert=True)
+        {"_id": name}, {"_id": name, "name": name, "data": data, "updated": utcnow()}, upsert=True
+    )
     return result.upserted_id is not None
 
 

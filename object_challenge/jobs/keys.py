@@ -3,7 +3,8 @@
 The Lua scripts build per-job keys from the same prefix (``lib.lua``); a test
 asserts both sides agree.
 """
-from object_challenge.keys import key
+
+from object_challenge.core.keys import key
 
 SERVICE = "jobs"
 PREFIX = key(SERVICE, "")  # "oc:jobs:" -- ARGV[1] of every script

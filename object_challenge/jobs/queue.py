@@ -1,6 +1,6 @@
 """The queue's hot state in Redis: order, leases, attempts.
 
-Every change is one Lua script (``*.lua`` beside this file, ``lib.lua`` prepended),
+Every change is one Lua script (``scripts/*.lua`` beside this file, ``lib.lua`` prepended),
 so no two callers can interleave a read and a write: two concurrent polls can never
 lease one job, and a lease that expires is requeued exactly once. The scripts keep
 only what the next decision needs; the job documents live in MongoDB (store.py).
@@ -11,13 +11,14 @@ A job's life in Redis::
                  ^                 |
                  '--lease expired--'  (attempt < max_attempts; else failed)
 """
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from object_challenge.jobs import keys
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "scripts"
 EXPIRE_BATCH = 100  # expired leases handled per poll / per scheduler call
 
 
@@ -70,10 +71,12 @@ class JobQueue:
 
     def poll(self, queue, worker=""):
         """Lease the head job of ``queue``: ``(Lease | None, refused | None, expired events)``."""
-        result = _decode(self.scripts.poll(
-            keys=[keys.queue(queue), keys.queue_attributes(queue), keys.worker_attributes(worker or "-")],
-            args=[keys.PREFIX, worker or "", self.lease_ms, EXPIRE_BATCH],
-        ))
+        result = _decode(
+            self.scripts.poll(
+                keys=[keys.queue(queue), keys.queue_attributes(queue), keys.worker_attributes(worker or "-")],
+                args=[keys.PREFIX, worker or "", self.lease_ms, EXPIRE_BATCH],
+            )
+        )
         job = result.get("job")
         lease = Lease(job["id"], int(job["attempt"]), job["worker"], int(job["lease_until"])) if job else None
         return lease, result.get("refused"), result["expired"]
@@ -98,8 +101,7 @@ class JobQueue:
 
     def set_attributes(self, queue, changes):
         if changes:
-            self.redis.hset(keys.queue_attributes(queue),
-                            mapping={k: json.dumps(v) for k, v in changes.items()})
+            self.redis.hset(keys.queue_attributes(queue), mapping={k: json.dumps(v) for k, v in changes.items()})
         return self.attributes(queue)
 
     # -- one job -----------------------------------------------------------
@@ -111,15 +113,23 @@ class JobQueue:
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))
-        return dict(zip(job_ids, pipe.execute()))
+        return dict(zip(job_ids, pipe.execute(), strict=True))
 
     def complete(self, job_id, worker, failed, result, reported_worker=""):
         """Finish a running job; returns the script's answer (see complete.lua)."""
-        return _decode(self.scripts.complete(
-            keys=[keys.job(job_id)],
-            args=[keys.PREFIX, job_id, worker or "", "failed" if failed else "completed",
-                  json.dumps(result), reported_worker or ""],
-        ))
+        return _decode(
+            self.scripts.complete(
+                keys=[keys.job(job_id)],
+                args=[
+                    keys.PREFIX,
+                    job_id,
+                    worker or "",
+                    "failed" if failed else "completed",
+                    json.dumps(result),
+                    reported_worker or "",
+                ],
+            )
+        )
 
     def delete(self, job_id):
         """Forget a job; returns the state Redis had for it, or None."""
@@ -147,20 +157,24 @@ class JobQueue:
     # -- workers -----------------------------------------------------------
     def heartbeat(self, worker, status_json, job_id=""):
         """Record a heartbeat; returns {"extended": {job id: deadline ms}, "claimed": id?}."""
-        result = _decode(self.scripts.heartbeat(
-            keys=[keys.worker_status(worker), keys.worker_jobs(worker)],
-            args=[keys.PREFIX, worker, status_json, self.client_expiry, self.lease_ms, job_id or ""],
-        ))
+        result = _decode(
+            self.scripts.heartbeat(
+                keys=[keys.worker_status(worker), keys.worker_jobs(worker)],
+                args=[keys.PREFIX, worker, status_json, self.client_expiry, self.lease_ms, job_id or ""],
+            )
+        )
         if not result.get("extended"):
             result["extended"] = {}
         return result
 
     def forget_worker(self, worker):
         """Delete a worker; its leases end now. Returns (existed, released events)."""
-        result = _decode(self.scripts.forget_worker(
-            keys=[keys.worker_status(worker), keys.worker_attributes(worker), keys.worker_jobs(worker)],
-            args=[keys.PREFIX, worker],
-        ))
+        result = _decode(
+            self.scripts.forget_worker(
+                keys=[keys.worker_status(worker), keys.worker_attributes(worker), keys.worker_jobs(worker)],
+                args=[keys.PREFIX, worker],
+            )
+        )
         return result["existed"], result["released"]
 
     def now_ms(self):

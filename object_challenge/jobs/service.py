@@ -4,6 +4,7 @@ Each operation is one atomic step in Redis (queue.py) followed by its record in
 MongoDB (store.py). Reads overlay the live Redis state on the record, so what a
 client reads is always the state Redis decided, even if the record lags a step.
 """
+
 import json
 import logging
 import re
@@ -11,8 +12,8 @@ import uuid
 
 from flask import current_app
 
-from object_challenge.errors import BadRequest, Conflict, Locked, NotFound
-from object_challenge.extensions import mongo, redis
+from object_challenge.core.errors import BadRequest, Conflict, Locked, NotFound
+from object_challenge.core.extensions import mongo, redis
 from object_challenge.jobs.queue import JobQueue
 from object_challenge.jobs.store import FINAL_STATES, JobStore, iso_from_ms, public, utcnow
 
@@ -70,8 +71,9 @@ def worker_id(value, required=False):
 def parse_job(body):
     """Validate a POST /queue body: ``{"job_title": str, "tasks": [{"module": str, "data": any}]}``."""
     if not isinstance(body, dict):
-        raise BadRequest('send a JSON object {"job_title": "...", "tasks": [{"module": "...", "data": ...}]}',
-                         code="bad_job")
+        raise BadRequest(
+            'send a JSON object {"job_title": "...", "tasks": [{"module": "...", "data": ...}]}', code="bad_job"
+        )
     title = body.get("job_title")
     if not isinstance(title, str) or not title.strip():
         raise BadRequest("job_title must be a non-empty string", code="bad_job")
@@ -95,10 +97,13 @@ def finished_fields(live):
     if result is None:  # failed by lease expiry: no worker reported anything
         result = {"failed": True, "info": None, "result": None, "message": live.get("reason")}
     return {
-        "state": live["state"], "attempt": int(live.get("attempt") or 0),
-        "worker_id": live.get("worker") or None, "lease_expires_at": None,
+        "state": live["state"],
+        "attempt": int(live.get("attempt") or 0),
+        "worker_id": live.get("worker") or None,
+        "lease_expires_at": None,
         "finished_at": iso_from_ms(live.get("finished_at")) or utcnow(),
-        "result": result, "info": result.get("info"),
+        "result": result,
+        "info": result.get("info"),
     }
 
 
@@ -129,12 +134,21 @@ class Jobs:
         job_id = str(uuid.uuid4())
         now = utcnow()
         doc = {
-            "job_id": job_id, "job_title": title, "tasks": tasks, "added": now,
-            "queue": queue, "state": "queued", "attempt": 0,
+            "job_id": job_id,
+            "job_title": title,
+            "tasks": tasks,
+            "added": now,
+            "queue": queue,
+            "state": "queued",
+            "attempt": 0,
             "max_attempts": max_attempts or self.queue.max_attempts,
-            "worker_id": None, "lease_expires_at": None,
-            "owner_id": owner.user_id, "owner_name": owner.name,
-            "result": None, "info": None, "finished_at": None,
+            "worker_id": None,
+            "lease_expires_at": None,
+            "owner_id": owner.user_id,
+            "owner_name": owner.name,
+            "result": None,
+            "info": None,
+            "finished_at": None,
             "history": [{"event": "enqueued", "at": now, "queue": queue}],
         }
         # the record first: a job Redis hands out always has a document behind it
@@ -162,16 +176,23 @@ class Jobs:
             lease, refused, expired = self.queue.poll(queue, worker)
             self.record_expired(expired)
             if refused == "queue_disabled":
-                raise QueueDisabled(f"queue {queue!r} is disabled; an admin can PATCH /queue {{\"disabled\": false}}")
+                raise QueueDisabled(f'queue {queue!r} is disabled; an admin can PATCH /queue {{"disabled": false}}')
             if refused == "worker_disabled":
                 raise WorkerDisabled(f"worker {worker!r} is disabled; an admin can PATCH /workers/{worker}")
             if lease is None:
                 raise NoJobAvailable(f"no job is waiting in queue {queue!r}")
             now = utcnow()
-            doc = self.store.record(lease.job_id, {
-                "state": "running", "attempt": lease.attempt, "worker_id": lease.worker or None,
-                "lease_expires_at": iso_from_ms(lease.lease_until_ms), "leased_at": now,
-            }, {"event": "leased", "at": now, "attempt": lease.attempt, "worker_id": lease.worker or None})
+            doc = self.store.record(
+                lease.job_id,
+                {
+                    "state": "running",
+                    "attempt": lease.attempt,
+                    "worker_id": lease.worker or None,
+                    "lease_expires_at": iso_from_ms(lease.lease_until_ms),
+                    "leased_at": now,
+                },
+                {"event": "leased", "at": now, "attempt": lease.attempt, "worker_id": lease.worker or None},
+            )
             if doc is not None:
                 doc = public(doc)
                 doc["lease_seconds"] = self.queue.lease_ms / 1000
@@ -207,8 +228,12 @@ class Jobs:
         failed = body.get("failed", False)
         if not isinstance(failed, bool):
             raise BadRequest("failed must be true or false", code="bad_completion")
-        result = {"failed": failed, "info": body.get("info"), "result": body.get("result"),
-                  "message": body.get("message")}
+        result = {
+            "failed": failed,
+            "info": body.get("info"),
+            "result": body.get("result"),
+            "message": body.get("message"),
+        }
         info = body.get("info")
         reported = info.get("worker_id") if isinstance(info, dict) else None
         reported = reported if isinstance(reported, str) and WORKER_ID.match(reported) else ""
@@ -220,11 +245,13 @@ class Jobs:
                 raise JobNotFound(job_id)
             raise JobNotRunning(f"job {job_id} is already {doc.get('state')}", state=doc.get("state"))
         if refused == "not_running":
-            raise JobNotRunning(f"job {job_id} is {answer['state']}, not running; its lease ended",
-                                state=answer["state"])
+            raise JobNotRunning(
+                f"job {job_id} is {answer['state']}, not running; its lease ended", state=answer["state"]
+            )
         if refused == "not_holder":
-            raise NotLeaseHolder(f"job {job_id} is leased to worker {answer['worker']!r}, not {worker!r}",
-                                 holder=answer["worker"])
+            raise NotLeaseHolder(
+                f"job {job_id} is leased to worker {answer['worker']!r}, not {worker!r}", holder=answer["worker"]
+            )
         return self.sync_finished([job_id])[0]
 
     # -- records of what Redis decided ------------------------------------------
@@ -234,23 +261,34 @@ class Jobs:
                 self.sync_finished([event["id"]])
                 continue
             now = utcnow()
-            self.store.record(event["id"], {"state": "queued", "worker_id": None, "lease_expires_at": None}, {
-                "event": "requeued", "at": now, "reason": event["reason"],
-                "attempt": event["attempt"], "worker_id": event["worker"] or None,
-            })
+            self.store.record(
+                event["id"],
+                {"state": "queued", "worker_id": None, "lease_expires_at": None},
+                {
+                    "event": "requeued",
+                    "at": now,
+                    "reason": event["reason"],
+                    "attempt": event["attempt"],
+                    "worker_id": event["worker"] or None,
+                },
+            )
 
     def sync_finished(self, job_ids=None):
         """Write finished jobs (state decided in Redis) to their final collection."""
         docs = []
-        for job_id in (self.queue.finished() if job_ids is None else job_ids):
+        for job_id in self.queue.finished() if job_ids is None else job_ids:
             live = self.queue.live(job_id)
             state = live.get("state")
             if state not in FINAL_STATES:  # deleted meanwhile: nothing to record
                 self.queue.unmark_finished(job_id)
                 continue
             fields = finished_fields(live)
-            event = {"event": state, "at": fields["finished_at"], "attempt": fields["attempt"],
-                     "worker_id": fields["worker_id"]}
+            event = {
+                "event": state,
+                "at": fields["finished_at"],
+                "attempt": fields["attempt"],
+                "worker_id": fields["worker_id"],
+            }
             if live.get("reason"):
                 event["reason"] = live["reason"]
             doc = self.store.finish(job_id, fields, event)
@@ -267,12 +305,23 @@ class Jobs:
         for doc in self.store.queued.find({"state": {"$in": ["queued", "running"]}}).sort("added", 1):
             if self.queue.live(doc["_id"]):
                 continue
-            if self.queue.enqueue(doc["_id"], doc.get("queue") or self.config["REDIS_QUEUE_NAME"],
-                                  doc.get("max_attempts"), int(doc.get("attempt") or 0)):
+            if self.queue.enqueue(
+                doc["_id"],
+                doc.get("queue") or self.config["REDIS_QUEUE_NAME"],
+                doc.get("max_attempts"),
+                int(doc.get("attempt") or 0),
+            ):
                 now = utcnow()
-                self.store.record(doc["_id"], {"state": "queued", "worker_id": None, "lease_expires_at": None},
-                                  {"event": "recovered", "at": now, "attempt": doc.get("attempt"),
-                                   "reason": "Redis had lost the job"})
+                self.store.record(
+                    doc["_id"],
+                    {"state": "queued", "worker_id": None, "lease_expires_at": None},
+                    {
+                        "event": "recovered",
+                        "at": now,
+                        "attempt": doc.get("attempt"),
+                        "reason": "Redis had lost the job",
+                    },
+                )
                 recovered.append(doc["_id"])
         return recovered
 

@@ -15,7 +15,8 @@ While a job is active its order, lease and attempt live in Redis (queue.py) and 
 document is the record written after each step; readers overlay the live Redis
 state (service.py), so a record that lags by one step is never shown.
 """
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
 
@@ -24,13 +25,13 @@ IN_CHUNK = 200  # ids per $in: mongoeco's SQLite engine refuses expression trees
 
 
 def utcnow():
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def iso_from_ms(ms):
     if ms in (None, ""):
         return None
-    return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).isoformat()
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat()
 
 
 def public(doc):
@@ -50,8 +51,12 @@ class JobStore:
 
     @classmethod
     def from_config(cls, client, config):
-        return cls(client[config["MONGO_JOB_DB"]], config["MONGO_JOB_COLL_QUEUED"],
-                   config["MONGO_JOB_COLL_COMPLETED"], config["MONGO_JOB_COLL_FAILED"])
+        return cls(
+            client[config["MONGO_JOB_DB"]],
+            config["MONGO_JOB_COLL_QUEUED"],
+            config["MONGO_JOB_COLL_COMPLETED"],
+            config["MONGO_JOB_COLL_FAILED"],
+        )
 
     def insert(self, doc):
         self.queued.insert_one({"_id": doc["job_id"], **doc})
@@ -67,13 +72,14 @@ class JobStore:
     def get_active_many(self, job_ids, chunk=IN_CHUNK):
         job_ids, docs = list(job_ids), {}
         for i in range(0, len(job_ids), chunk):
-            docs.update((doc["_id"], doc) for doc in self.queued.find({"_id": {"$in": job_ids[i:i + chunk]}}))
+            docs.update((doc["_id"], doc) for doc in self.queued.find({"_id": {"$in": job_ids[i : i + chunk]}}))
         return docs
 
     def record(self, job_id, fields, event):
         """Update an active job's record and append ``event``; returns it (None if gone)."""
         return self.queued.find_one_and_update(
-            {"_id": job_id}, {"$set": fields, "$push": {"history": event}},
+            {"_id": job_id},
+            {"$set": fields, "$push": {"history": event}},
             return_document=ReturnDocument.AFTER,
         )
 
@@ -91,13 +97,12 @@ class JobStore:
 
     def delete(self, job_id):
         """Remove the job from every collection; returns how many documents went."""
-        return sum(c.delete_many({"_id": job_id}).deleted_count
-                   for c in (self.queued, *self.final.values()))
+        return sum(c.delete_many({"_id": job_id}).deleted_count for c in (self.queued, *self.final.values()))
 
     def delete_active(self, job_ids, chunk=IN_CHUNK):
         job_ids = list(job_ids)
         for i in range(0, len(job_ids), chunk):
-            self.queued.delete_many({"_id": {"$in": job_ids[i:i + chunk]}, "state": "queued"})
+            self.queued.delete_many({"_id": {"$in": job_ids[i : i + chunk]}, "state": "queued"})
 
     def count(self, state):
         if state in self.final:

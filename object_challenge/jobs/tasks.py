@@ -2,9 +2,12 @@
 
 ``func(data, job)`` gets the task's ``data`` and the whole job document; it returns
 a JSON-able result or raises (``TaskFailed`` for an expected failure, with a
-message for the job record). Later issues add their modules to TASK_MODULES (or
-pass ``--tasks module`` to the worker); importing a module registers its tasks.
+message for the job record). Importing a module registers its tasks: the app
+factory imports every service package, so `manage.py worker` knows them all.
+The one place a module is imported by a name is ``load_task_modules``: the
+operator names extra plugin modules at run time (``worker --tasks pkg.mod``).
 """
+
 import importlib
 import logging
 import time
@@ -12,8 +15,6 @@ import time
 log = logging.getLogger(__name__)
 
 TASKS = {}
-# imported by every worker at start; a module that does not exist (yet) is skipped
-TASK_MODULES = ["object_challenge.jobs.tasks", "object_challenge.publish.artist"]
 
 
 class TaskFailed(Exception):
@@ -42,14 +43,7 @@ def get_task(name):
 
 
 def load_task_modules(extra=()):
-    """Import the default task modules (missing ones skipped) and ``extra`` (must exist)."""
-    for name in TASK_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
-            log.debug("task module %s not installed; skipped", name)
+    """Import the plugin modules an operator named (``--tasks``); returns every known task."""
     for name in extra:
         importlib.import_module(name)
     return sorted(TASKS)

@@ -4,6 +4,7 @@ Roles: a user enqueues and reads their own jobs; a worker polls, heartbeats,
 completes and reads the queue, workers, jobs, data and status; an admin may do
 everything (clear and disable queues, disable and delete workers).
 """
+
 import json
 import time
 from pathlib import Path
@@ -15,9 +16,9 @@ from redis.exceptions import ConnectionError as RedisUnreachable
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from object_challenge import __version__
-from object_challenge.errors import BadRequest, ServiceUnavailable, error_response
-from object_challenge.health import check_stores
-from object_challenge.identity import authenticated, current_identity, require_role
+from object_challenge.accounts.identity import authenticated, current_identity, require_role
+from object_challenge.core.errors import BadRequest, ServiceUnavailable, error_response
+from object_challenge.core.health import check_stores
 from object_challenge.jobs import data as module_data
 from object_challenge.jobs import workers
 from object_challenge.jobs.service import JobNotFound, jobs, queue_name, worker_id
@@ -35,8 +36,9 @@ def store_unavailable(exc):
     """A store that does not answer is a 503 naming it, not a 500."""
     store = "mongo" if isinstance(exc, MongoUnreachable) else "redis"
     current_app.logger.warning("jobs: %s unavailable: %s", store, exc)
-    return error_response(503, "store_unavailable", f"{store} does not answer; retry in a moment",
-                          stores={store: exc.__class__.__name__})
+    return error_response(
+        503, "store_unavailable", f"{store} does not answer; retry in a moment", stores={store: exc.__class__.__name__}
+    )
 
 
 def _body(required=True):
@@ -84,8 +86,7 @@ def get_queue():
         raise BadRequest("limit is a whole number, 0 for all", code="bad_limit")
     entries = service.queue.length(name)
     waiting = service.list_queue(name, limit or None)
-    return jsonify({"queue": waiting, "entries": entries, "attributes": service.queue.attributes(name),
-                    "name": name})
+    return jsonify({"queue": waiting, "entries": entries, "attributes": service.queue.attributes(name), "name": name})
 
 
 @bp.delete("/queue", strict_slashes=False)
@@ -209,14 +210,26 @@ def mask_uri(uri):
 def health():
     problems = check_stores()
     if problems:
-        raise ServiceUnavailable("unavailable: " + ", ".join(f"{k} ({v})" for k, v in problems.items()),
-                                 code="store_unavailable", stores=problems)
+        raise ServiceUnavailable(
+            "unavailable: " + ", ".join(f"{k} ({v})" for k, v in problems.items()),
+            code="store_unavailable",
+            stores=problems,
+        )
     return jsonify({"status": "online", "redis": "ok", "mongo": "ok"})
 
 
-SETTINGS = ("CLIENT_EXPIRY", "REDIS_QUEUE_NAME", "MONGO_DATA_DB", "MONGO_DATA_COLL_PREFIX", "MONGO_JOB_DB",
-            "MONGO_JOB_COLL_FAILED", "MONGO_JOB_COLL_COMPLETED", "MONGO_JOB_COLL_QUEUED",
-            "JOB_LEASE_SECONDS", "JOB_MAX_ATTEMPTS")
+SETTINGS = (
+    "CLIENT_EXPIRY",
+    "REDIS_QUEUE_NAME",
+    "MONGO_DATA_DB",
+    "MONGO_DATA_COLL_PREFIX",
+    "MONGO_JOB_DB",
+    "MONGO_JOB_COLL_FAILED",
+    "MONGO_JOB_COLL_COMPLETED",
+    "MONGO_JOB_COLL_QUEUED",
+    "JOB_LEASE_SECONDS",
+    "JOB_MAX_ATTEMPTS",
+)
 
 
 @bp.get("/status/config")
@@ -224,13 +237,15 @@ SETTINGS = ("CLIENT_EXPIRY", "REDIS_QUEUE_NAME", "MONGO_DATA_DB", "MONGO_DATA_CO
 def status_config():
     cfg = current_app.config
     uptime = int(time.time() - STARTED)
-    return jsonify({
-        "backend": {"MONGO_URI": mask_uri(cfg["MONGO_URI"]), "REDIS_URI": mask_uri(cfg["REDIS_URL"])},
-        "settings": {name: cfg[name] for name in SETTINGS},
-        "version": __version__,
-        "uptime": f"{uptime // 86400}d {uptime % 86400 // 3600:02d}:{uptime % 3600 // 60:02d}:{uptime % 60:02d}",
-        "uptime_seconds": uptime,
-    })
+    return jsonify(
+        {
+            "backend": {"MONGO_URI": mask_uri(cfg["MONGO_URI"]), "REDIS_URI": mask_uri(cfg["REDIS_URL"])},
+            "settings": {name: cfg[name] for name in SETTINGS},
+            "version": __version__,
+            "uptime": f"{uptime // 86400}d {uptime % 86400 // 3600:02d}:{uptime % 3600 // 60:02d}:{uptime % 60:02d}",
+            "uptime_seconds": uptime,
+        }
+    )
 
 
 # -- docs ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ thread extends the lease every third of it; complete the job with the results,
 or as failed with the message of the task that raised. SIGTERM / SIGINT: no new
 job is taken; a running job is finished and completed, then the program exits 0.
 """
+
 import argparse
 import logging
 import os
@@ -17,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 
@@ -186,9 +187,10 @@ class Worker:
         job_id = job["job_id"]
         self.current = job
         self._beat_now.set()  # re-time heartbeats to this job's lease
-        started = datetime.now(timezone.utc)
-        log.info("worker %s: job %s %r attempt %s", self.client.worker_id, job_id, job.get("job_title"),
-                 job.get("attempt"))
+        started = datetime.now(UTC)
+        log.info(
+            "worker %s: job %s %r attempt %s", self.client.worker_id, job_id, job.get("job_title"), job.get("attempt")
+        )
         results, failed, message = [], False, None
         for i, task in enumerate(job.get("tasks") or []):
             module = task.get("module")
@@ -198,10 +200,15 @@ class Worker:
                 failed, message = True, f"tasks[{i}] {module}: {exc.__class__.__name__}: {exc}"
                 log.warning("worker %s: job %s failed: %s", self.client.worker_id, job_id, message)
                 break
-        ended = datetime.now(timezone.utc)
-        info = {"worker_id": self.client.worker_id, "worker": socket.gethostname(),
-                "start_time": started.isoformat(), "end_time": ended.isoformat(),
-                "runtime": str(ended - started), "completed": not failed}
+        ended = datetime.now(UTC)
+        info = {
+            "worker_id": self.client.worker_id,
+            "worker": socket.gethostname(),
+            "start_time": started.isoformat(),
+            "end_time": ended.isoformat(),
+            "runtime": str(ended - started),
+            "completed": not failed,
+        }
         self.current = None
         try:
             self.client.complete(job_id, failed=failed, info=info, result=results, message=message)
@@ -209,13 +216,13 @@ class Worker:
         except ClientError as exc:  # 409: the lease ended meanwhile; the job is someone else's now
             log.warning("worker %s: could not complete job %s: %s", self.client.worker_id, job_id, exc)
         except requests.RequestException as exc:
-            log.warning("worker %s: could not reach the server to complete %s: %s",
-                        self.client.worker_id, job_id, exc)
+            log.warning("worker %s: could not reach the server to complete %s: %s", self.client.worker_id, job_id, exc)
         self._beat_now.set()
 
 
-def run_worker(url, token, queue, worker_id=None, poll_interval=1.0, heartbeat_interval=5.0,
-               task_modules=(), burst=False):
+def run_worker(
+    url, token, queue, worker_id=None, poll_interval=1.0, heartbeat_interval=5.0, task_modules=(), burst=False
+):
     known = task_registry.load_task_modules(task_modules)
     client = JobClient(url, token, queue, worker_id)
     log.info("worker %s: queue %r at %s, tasks: %s", client.worker_id, queue, url, ", ".join(known))
@@ -234,8 +241,16 @@ def main(argv=None):
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker(args.url, args.token, args.queue, args.worker_id, args.poll_interval,
-               args.heartbeat_interval, args.tasks, args.burst)
+    run_worker(
+        args.url,
+        args.token,
+        args.queue,
+        args.worker_id,
+        args.poll_interval,
+        args.heartbeat_interval,
+        args.tasks,
+        args.burst,
+    )
 
 
 if __name__ == "__main__":

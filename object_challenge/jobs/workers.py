@@ -4,9 +4,10 @@ A worker needs no registration: its first heartbeat creates its status, which
 expires after CLIENT_EXPIRY seconds without another. Attributes (``disabled``)
 outlive the status, so a disabled worker stays disabled across restarts.
 """
+
 import json
 
-from object_challenge.errors import BadRequest, NotFound
+from object_challenge.core.errors import BadRequest, NotFound
 from object_challenge.jobs import keys
 from object_challenge.jobs.queue import decode_attributes
 from object_challenge.jobs.store import iso_from_ms, utcnow
@@ -32,8 +33,9 @@ def heartbeat(jobs, worker, body, job_id=""):
     result = jobs.queue.heartbeat(worker, json.dumps(status), named)
     claimed = result.get("claimed")
     if claimed:
-        jobs.store.record(claimed, {"worker_id": worker},
-                          {"event": "claimed", "at": status["last_seen"], "worker_id": worker})
+        jobs.store.record(
+            claimed, {"worker_id": worker}, {"event": "claimed", "at": status["last_seen"], "worker_id": worker}
+        )
     return {"worker_id": worker, "leases": {j: iso_from_ms(ms) for j, ms in result["extended"].items()}}
 
 

@@ -6,13 +6,15 @@ position inside the table; piece 0 (top-left) starts in place and immovable.
 Delivery is at-least-once, so the task is idempotent: only a puzzle still
 ``generating`` is written.
 """
+
 import logging
 import random
 
 from flask import has_app_context
 
-from object_challenge.jobs.tasks import register_task
-from object_challenge.models.puzzle import Piece, Puzzle
+from object_challenge.jobs.tasks import TaskFailed, register_task
+from object_challenge.publish import board
+from object_challenge.publish.models import Piece, Puzzle
 
 log = logging.getLogger(__name__)
 
@@ -38,37 +40,28 @@ def layout(rows, cols, table_width, table_height, size, rng=None):
 
 def create_pieces(puzzle_id, seed=None):
     """Generate and store the pieces, mark the puzzle active and load it into Redis."""
-    from object_challenge.publish.service import board
-
     puzzle = Puzzle.objects(puzzle_id=puzzle_id).first()
     if puzzle is None:
         raise PuzzleMissing(f"no puzzle {puzzle_id}")
     if puzzle.status == "generating":
-        pieces = layout(puzzle.rows, puzzle.cols, puzzle.table_width, puzzle.table_height,
-                        puzzle.piece_width, random.Random(seed))
+        pieces = layout(
+            puzzle.rows, puzzle.cols, puzzle.table_width, puzzle.table_height, puzzle.piece_width, random.Random(seed)
+        )
         Puzzle.objects(puzzle_id=puzzle_id, status="generating").update_one(
-            set__pieces=pieces, set__status="active", set__seq=0)
+            set__pieces=pieces, set__status="active", set__seq=0
+        )
         puzzle.reload()
     if puzzle.status != "generating":
-        board().load(puzzle)
+        board.current().load(puzzle)
     log.info("puzzle %s: %d pieces, status %s", puzzle_id, len(puzzle.pieces), puzzle.status)
     return {"puzzle_id": puzzle_id, "pieces": len(puzzle.pieces), "status": puzzle.status}
-
-
-_standalone_app = None
 
 
 @register_task("puzzle_create")
 def puzzle_create(data, job=None):
     """The job task: ``{"module": "puzzle_create", "data": {"puzzle_id": N}}``."""
-    global _standalone_app
     if not isinstance(data, dict) or type(data.get("puzzle_id")) is not int:
         raise ValueError('puzzle_create needs data {"puzzle_id": <int>}')
-    if has_app_context():  # `manage.py worker` runs tasks inside the app
-        return create_pieces(data["puzzle_id"], data.get("seed"))
-    if _standalone_app is None:  # a bare worker process: stores from the environment
-        from object_challenge.app import create_app
-
-        _standalone_app = create_app(services=["publish"])
-    with _standalone_app.app_context():
-        return create_pieces(data["puzzle_id"], data.get("seed"))
+    if not has_app_context():
+        raise TaskFailed("puzzle_create needs the stores: run it with `manage.py worker`, which runs tasks in the app")
+    return create_pieces(data["puzzle_id"], data.get("seed"))

@@ -7,18 +7,37 @@ Redis itself: no ticket counter, no polling, no WATCH retries, and no move is
 ever lost or applied twice. ``load.lua`` puts a board from MongoDB into Redis.
 A refused request writes nothing.
 """
+
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask import current_app
+
+from object_challenge.core.extensions import redis
 from object_challenge.publish import keys
 
-HERE = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent / "scripts"
 JOIN_TOLERANCE = 50  # px on each axis, as the contract says
 UPDATES_RETAINED = 1000  # the catch-up read returns at least this many
-META_INT = ("rows", "cols", "table_width", "table_height", "piece_width", "piece_height",
-            "ox", "oy", "count", "immovable", "seq", "last_move")
+META_INT = (
+    "rows",
+    "cols",
+    "table_width",
+    "table_height",
+    "piece_width",
+    "piece_height",
+    "ox",
+    "oy",
+    "count",
+    "immovable",
+    "seq",
+    "last_move",
+)
 
 
 class Refused(Exception):
@@ -65,9 +84,17 @@ class Board:
 
     def settings(self):
         """What the gateway needs to run token.lua / move.lua itself (keys.SCRIPTS)."""
-        return {"token_sha": self._token.sha, "move_sha": self._move.sha, "lock_ms": self.lock_ms,
-                "token_ms": self.token_ms, "rate_limit": self.rate_limit, "window_ms": self.rate_window_ms,
-                "ban_ms": self.ban_ms, "tolerance": JOIN_TOLERANCE, "retained": UPDATES_RETAINED}
+        return {
+            "token_sha": self._token.sha,
+            "move_sha": self._move.sha,
+            "lock_ms": self.lock_ms,
+            "token_ms": self.token_ms,
+            "rate_limit": self.rate_limit,
+            "window_ms": self.rate_window_ms,
+            "ban_ms": self.ban_ms,
+            "tolerance": JOIN_TOLERANCE,
+            "retained": UPDATES_RETAINED,
+        }
 
     def publish_settings(self):
         """Load the scripts into Redis and tell the gateway their SHA1s and settings."""
@@ -81,24 +108,54 @@ class Board:
     # -- the hot path -------------------------------------------------------
     def token(self, puzzle_id, piece, player, mark=""):
         """Lock ``piece`` for ``player``; a :class:`Grant` or :class:`Refused`."""
-        data = _answer(self._token(
-            keys=[keys.meta(puzzle_id), keys.pieces(puzzle_id), keys.lock(puzzle_id, piece),
-                  keys.token(puzzle_id, piece), keys.ban(puzzle_id, player)],
-            args=[piece, player, secrets.token_urlsafe(18), mark, self.lock_ms, self.token_ms],
-        ))
-        return Grant(data["token"], int(data["lock_ms"]), int(data["token_ms"]), int(data["now_ms"]),
-                     bool(data["same"]))
+        data = _answer(
+            self._token(
+                keys=[
+                    keys.meta(puzzle_id),
+                    keys.pieces(puzzle_id),
+                    keys.lock(puzzle_id, piece),
+                    keys.token(puzzle_id, piece),
+                    keys.ban(puzzle_id, player),
+                ],
+                args=[piece, player, secrets.token_urlsafe(18), mark, self.lock_ms, self.token_ms],
+            )
+        )
+        return Grant(
+            data["token"], int(data["lock_ms"]), int(data["token_ms"]), int(data["now_ms"]), bool(data["same"])
+        )
 
     def move(self, puzzle_id, piece, player, token, x, y, r=None):
         """Apply one move; ``{"seq", "complete", "banned"}`` or :class:`Refused`."""
-        return _answer(self._move(
-            keys=[keys.meta(puzzle_id), keys.pieces(puzzle_id), keys.groups(puzzle_id),
-                  keys.updates(puzzle_id), keys.token(puzzle_id, piece), keys.lock(puzzle_id, piece),
-                  keys.rate(puzzle_id, player), keys.ban(puzzle_id, player), keys.DIRTY],
-            args=[puzzle_id, piece, token, player, repr(float(x)), repr(float(y)),
-                  "" if r is None else repr(float(r)), self.rate_limit, self.rate_window_ms,
-                  self.ban_ms, JOIN_TOLERANCE, UPDATES_RETAINED, keys.channel(puzzle_id)],
-        ))
+        return _answer(
+            self._move(
+                keys=[
+                    keys.meta(puzzle_id),
+                    keys.pieces(puzzle_id),
+                    keys.groups(puzzle_id),
+                    keys.updates(puzzle_id),
+                    keys.token(puzzle_id, piece),
+                    keys.lock(puzzle_id, piece),
+                    keys.rate(puzzle_id, player),
+                    keys.ban(puzzle_id, player),
+                    keys.DIRTY,
+                ],
+                args=[
+                    puzzle_id,
+                    piece,
+                    token,
+                    player,
+                    repr(float(x)),
+                    repr(float(y)),
+                    "" if r is None else repr(float(r)),
+                    self.rate_limit,
+                    self.rate_window_ms,
+                    self.ban_ms,
+                    JOIN_TOLERANCE,
+                    UPDATES_RETAINED,
+                    keys.channel(puzzle_id),
+                ],
+            )
+        )
 
     # -- reads ------------------------------------------------------------------
     def exists(self, puzzle_id):
@@ -121,8 +178,9 @@ class Board:
         pieces = []
         for pid, value in raw.items():
             x, y, r, g, i = value.split(",")
-            pieces.append({"id": int(pid), "x": int(x), "y": int(y), "r": int(r),
-                           "group": int(g), "immovable": i == "1"})
+            pieces.append(
+                {"id": int(pid), "x": int(x), "y": int(y), "r": int(r), "group": int(g), "immovable": i == "1"}
+            )
         pieces.sort(key=lambda p: p["id"])
         return meta, pieces
 
@@ -135,24 +193,58 @@ class Board:
     def load(self, puzzle):
         """Put ``puzzle`` (a models.Puzzle with pieces) into Redis unless it is there."""
         meta = {
-            "rows": puzzle.rows, "cols": puzzle.cols,
-            "table_width": puzzle.table_width, "table_height": puzzle.table_height,
-            "piece_width": puzzle.piece_width, "piece_height": puzzle.piece_height,
-            "ox": puzzle.pieces[0].cx, "oy": puzzle.pieces[0].cy,
-            "count": len(puzzle.pieces), "status": puzzle.status, "seq": puzzle.seq,
+            "rows": puzzle.rows,
+            "cols": puzzle.cols,
+            "table_width": puzzle.table_width,
+            "table_height": puzzle.table_height,
+            "piece_width": puzzle.piece_width,
+            "piece_height": puzzle.piece_height,
+            "ox": puzzle.pieces[0].cx,
+            "oy": puzzle.pieces[0].cy,
+            "count": len(puzzle.pieces),
+            "status": puzzle.status,
+            "seq": puzzle.seq,
             "immovable": sum(1 for p in puzzle.pieces if p.immovable),
         }
         pieces = [[p.id, p.x, p.y, p.r, p.group, int(p.immovable)] for p in puzzle.pieces]
-        return bool(self._load(
-            keys=[keys.meta(puzzle.puzzle_id), keys.pieces(puzzle.puzzle_id),
-                  keys.groups(puzzle.puzzle_id), keys.updates(puzzle.puzzle_id), keys.LIVE],
-            args=[json.dumps(meta), json.dumps(pieces), puzzle.puzzle_id],
-        ))
+        return bool(
+            self._load(
+                keys=[
+                    keys.meta(puzzle.puzzle_id),
+                    keys.pieces(puzzle.puzzle_id),
+                    keys.groups(puzzle.puzzle_id),
+                    keys.updates(puzzle.puzzle_id),
+                    keys.LIVE,
+                ],
+                args=[json.dumps(meta), json.dumps(pieces), puzzle.puzzle_id],
+            )
+        )
 
     def evict(self, puzzle_id, idle_ms):
         """Drop a written-back board idle for ``idle_ms`` from Redis; True if it was dropped."""
-        return bool(self._evict(
-            keys=[keys.meta(puzzle_id), keys.pieces(puzzle_id), keys.groups(puzzle_id),
-                  keys.updates(puzzle_id), keys.DIRTY, keys.LIVE],
-            args=[puzzle_id, idle_ms],
-        ))
+        return bool(
+            self._evict(
+                keys=[
+                    keys.meta(puzzle_id),
+                    keys.pieces(puzzle_id),
+                    keys.groups(puzzle_id),
+                    keys.updates(puzzle_id),
+                    keys.DIRTY,
+                    keys.LIVE,
+                ],
+                args=[puzzle_id, idle_ms],
+            )
+        )
+
+
+def current():
+    """The app's Board (scripts registered once per app)."""
+    app = current_app._get_current_object()
+    found = app.extensions.get("oc_board")
+    if found is None:
+        found = app.extensions["oc_board"] = Board(redis.client, app.config)
+        try:
+            found.publish_settings()
+        except Exception as exc:  # Redis not up yet: the scheduler publishes them
+            log.warning("could not publish the board scripts for the gateway: %s", exc)
+    return found

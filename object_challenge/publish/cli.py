@@ -1,11 +1,12 @@
 """Operator commands of the publish service: ``manage.py puzzle ...``."""
+
 import json
 
 import click
 from flask.cli import with_appcontext
 
-from object_challenge.models.puzzle import Puzzle
 from object_challenge.publish import flush
+from object_challenge.publish.models import Puzzle
 
 
 @click.group("puzzle")
@@ -19,8 +20,10 @@ def puzzle_list():
     """Every puzzle with its status and the seq MongoDB has."""
     click.echo(f"{'id':>5}  {'size':<9} {'status':<10} {'seq':>7}  flushed")
     for p in Puzzle.objects.order_by("puzzle_id").only("puzzle_id", "rows", "cols", "status", "seq", "flushed"):
-        click.echo(f"{p.puzzle_id:>5}  {f'{p.rows}x{p.cols}':<9} {p.status:<10} {p.seq:>7}  "
-                   f"{p.flushed.isoformat() if p.flushed else '-'}")
+        click.echo(
+            f"{p.puzzle_id:>5}  {f'{p.rows}x{p.cols}':<9} {p.status:<10} {p.seq:>7}  "
+            f"{p.flushed.isoformat() if p.flushed else '-'}"
+        )
 
 
 @puzzle_group.command("flush")
@@ -45,8 +48,8 @@ def puzzle_reload():
 @with_appcontext
 def puzzle_create_command(rows, cols, table, now):
     """Create a puzzle (as POST /newapi/puzzle/ does)."""
-    from object_challenge.errors import ApiError
-    from object_challenge.identity import Identity
+    from object_challenge.accounts.identity import Identity
+    from object_challenge.core.errors import ApiError
     from object_challenge.publish import artist, service
 
     try:
@@ -56,14 +59,25 @@ def puzzle_create_command(rows, cols, table, now):
     body = {"rows": rows, "cols": cols, "table_width": width, "table_height": height}
     try:
         if now:
-            from object_challenge.models import next_id
+            from object_challenge.core.counters import next_id
 
             r, c, w, h, size = service.parse_sizes(body)
-            puzzle = Puzzle(puzzle_id=next_id("puzzle_id"), rows=r, cols=c, table_width=w, table_height=h,
-                            piece_width=size, piece_height=size, status="generating")
+            puzzle = Puzzle(
+                puzzle_id=next_id("puzzle_id"),
+                rows=r,
+                cols=c,
+                table_width=w,
+                table_height=h,
+                piece_width=size,
+                piece_height=size,
+                status="generating",
+            )
             puzzle.save(force_insert=True)
             click.echo(json.dumps(artist.create_pieces(puzzle.puzzle_id)))
         else:
             click.echo(json.dumps(service.create_puzzle(body, Identity(0, "operator", "admin"))))
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
+
+
+COMMANDS = (puzzle_group,)

@@ -15,14 +15,15 @@ it marks the puzzle again; the MongoDB write is conditional on the sequence
 number, so an older snapshot never overwrites a newer one (two schedulers are
 harmless).
 """
+
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app
 
-from object_challenge.extensions import redis
-from object_challenge.models.puzzle import Puzzle
-from object_challenge.publish import keys
+from object_challenge.core.extensions import redis
+from object_challenge.publish import board, keys
+from object_challenge.publish.models import Puzzle
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,21 @@ def flush_puzzle(puzzle_id):
         for pid in sorted(raw, key=int):
             n = int(pid)
             x, y, r, g, i = raw[pid].split(",")
-            pieces.append({"id": n, "x": int(x), "y": int(y), "r": int(r), "group": int(g),
-                           "immovable": i == "1", "cx": ox + (n % cols) * pw, "cy": oy + (n // cols) * ph})
+            pieces.append(
+                {
+                    "id": n,
+                    "x": int(x),
+                    "y": int(y),
+                    "r": int(r),
+                    "group": int(g),
+                    "immovable": i == "1",
+                    "cx": ox + (n % cols) * pw,
+                    "cy": oy + (n // cols) * ph,
+                }
+            )
         Puzzle._get_collection().update_one(
             {"puzzle_id": int(puzzle_id), "seq": {"$lte": seq}},
-            {"$set": {"pieces": pieces, "seq": seq, "status": meta["status"],
-                      "flushed": datetime.now(timezone.utc)}},
+            {"$set": {"pieces": pieces, "seq": seq, "status": meta["status"], "flushed": datetime.now(UTC)}},
         )
     except Exception:
         if dirty_since is not None:  # try again on the next pass
@@ -102,17 +112,13 @@ def evict_idle(idle_seconds=EVICT_IDLE_SECONDS):
     Their retained updates go with them (a catch-up read after that starts from the
     reloaded ``seq``); tokens, locks and bans expire on their own.
     """
-    from object_challenge.publish.service import board
-
-    found = board()
+    found = board.current()
     return sum(found.evict(puzzle_id, int(idle_seconds * 1000)) for puzzle_id in redis.smembers(keys.LIVE))
 
 
 def reload(puzzle):
     """Put a puzzle from MongoDB back into Redis (after a Redis loss); False if it was there."""
-    from object_challenge.publish.service import board
-
-    loaded = board().load(puzzle)
+    loaded = board.current().load(puzzle)
     if loaded:
         log.warning("puzzle %s reloaded into Redis from MongoDB at seq %s", puzzle.puzzle_id, puzzle.seq)
     return loaded

@@ -2,7 +2,8 @@
 
 All of one puzzle's keys share the ``oc:pub:puzzle:<id>`` stem.
 """
-from object_challenge.keys import key
+
+from object_challenge.core.keys import key
 
 SERVICE = "pub"
 

@@ -4,15 +4,15 @@ Each operation runs its script; when Redis has lost a puzzle (``missing``) the
 board is reloaded from MongoDB (flush.reload) and the script runs once more.
 Script refusals become the named errors below, which errors.py renders.
 """
+
 import logging
 
 from flask import current_app
 
-from object_challenge.errors import BadRequest, Conflict, NotFound, TooManyRequests
-from object_challenge.extensions import redis
-from object_challenge.models.puzzle import Puzzle
-from object_challenge.publish import flush
-from object_challenge.publish.board import Board, Refused
+from object_challenge.core.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from object_challenge.publish import board, flush
+from object_challenge.publish.board import Refused
+from object_challenge.publish.models import Puzzle
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ class PuzzleGenerating(Conflict):
     code = "puzzle_generating"
 
     def __init__(self, puzzle_id):
-        super().__init__(f"puzzle {puzzle_id} is still being generated; retry in a moment",
-                         headers={"Retry-After": "1"})
+        super().__init__(
+            f"puzzle {puzzle_id} is still being generated; retry in a moment", headers={"Retry-After": "1"}
+        )
 
 
 class PieceImmovable(BadRequest):
@@ -53,6 +54,7 @@ class PieceLocked(Conflict):
 
 class MoveConflict(Conflict):
     """A move that cannot be applied as asked (token or piece state); nothing was consumed."""
+
     code = "move_refused"
 
 
@@ -60,22 +62,9 @@ class MovesBanned(TooManyRequests):
     code = "move_rate_exceeded"
 
 
-def board():
-    """The app's Board (scripts registered once per app)."""
-    app = current_app._get_current_object()
-    found = app.extensions.get("oc_board")
-    if found is None:
-        found = app.extensions["oc_board"] = Board(redis.client, app.config)
-        try:
-            found.publish_settings()
-        except Exception as exc:  # Redis not up yet: the scheduler publishes them
-            log.warning("could not publish the board scripts for the gateway: %s", exc)
-    return found
-
-
 def publish_settings_if_missing():
     """Scheduler task: the gateway runs the move scripts only with their SHA1s and settings."""
-    found = board()
+    found = board.current()
     if not found.settings_published():
         found.publish_settings()
         log.info("board scripts and settings published for the gateway")
@@ -99,13 +88,15 @@ def _with_board(puzzle_id, step):
 
 def _ban_message(retry_ms):
     seconds = current_app.config["MOVE_RATE_LIMIT"], current_app.config["MOVE_RATE_WINDOW_SECONDS"]
-    return (f"more than {seconds[0]} moves in {seconds[1]:g} s on this puzzle; "
-            f"wait {max(1, round((retry_ms or 1000) / 1000))} s (Retry-After)")
+    return (
+        f"more than {seconds[0]} moves in {seconds[1]:g} s on this puzzle; "
+        f"wait {max(1, round((retry_ms or 1000) / 1000))} s (Retry-After)"
+    )
 
 
 def grant_token(puzzle_id, piece, player, mark):
     try:
-        grant = _with_board(puzzle_id, lambda: board().token(puzzle_id, piece, player, mark))
+        grant = _with_board(puzzle_id, lambda: board.current().token(puzzle_id, piece, player, mark))
     except Refused as refused:
         why = refused.why
         if why == "no_piece":
@@ -115,8 +106,10 @@ def grant_token(puzzle_id, piece, player, mark):
         if why == "immovable":
             raise PieceImmovable(f"piece {piece} is already in place and cannot move") from None
         if why == "locked":
-            raise PieceLocked(f"another player is moving piece {piece}; try again in a few seconds",
-                              headers={"Retry-After": str(max(1, round((refused.retry_ms or 1000) / 1000)))}) from None
+            raise PieceLocked(
+                f"another player is moving piece {piece}; try again in a few seconds",
+                headers={"Retry-After": str(max(1, round((refused.retry_ms or 1000) / 1000)))},
+            ) from None
         if why == "banned":
             raise MovesBanned(_ban_message(refused.retry_ms), retry_after=(refused.retry_ms or 1000) / 1000) from None
         raise
@@ -129,15 +122,17 @@ def grant_token(puzzle_id, piece, player, mark):
 
 def apply_move(puzzle_id, piece, player, token, x, y, r):
     try:
-        result = _with_board(puzzle_id, lambda: board().move(puzzle_id, piece, player, token, x, y, r))
+        result = _with_board(puzzle_id, lambda: board.current().move(puzzle_id, piece, player, token, x, y, r))
     except Refused as refused:
         why = refused.why
         if why == "no_piece":
             raise PieceNotFound(puzzle_id, piece) from None
         if why == "token":
-            raise MoveConflict("the move token is not valid for this piece and player: it was used, "
-                               "expired, or replaced; ask for a new one with GET .../token/",
-                               code="token_invalid") from None
+            raise MoveConflict(
+                "the move token is not valid for this piece and player: it was used, "
+                "expired, or replaced; ask for a new one with GET .../token/",
+                code="token_invalid",
+            ) from None
         if why in ("complete", "immovable"):
             raise MoveConflict(f"piece {piece} is in place now and cannot move", code="piece_immovable") from None
         if why == "banned":
@@ -153,30 +148,42 @@ def apply_move(puzzle_id, piece, player, token, x, y, r):
 
 def puzzle_view(puzzle_id):
     """The public state: live from Redis, else MongoDB (reloading an active board)."""
-    meta, pieces = board().state(puzzle_id)
+    meta, pieces = board.current().state(puzzle_id)
     if meta is None:
         puzzle = Puzzle.objects(puzzle_id=puzzle_id).first()
         if puzzle is None:
             raise PuzzleNotFound(puzzle_id)
         if puzzle.status != "generating":
             flush.reload(puzzle)
-            meta, pieces = board().state(puzzle_id)
+            meta, pieces = board.current().state(puzzle_id)
         if meta is None:
             return _doc_view(puzzle)
     return {
-        "puzzle_id": puzzle_id, "status": meta["status"], "rows": meta["rows"], "cols": meta["cols"],
-        "table_width": meta["table_width"], "table_height": meta["table_height"],
-        "piece_width": meta["piece_width"], "piece_height": meta["piece_height"],
-        "seq": meta["seq"], "pieces": pieces,
+        "puzzle_id": puzzle_id,
+        "status": meta["status"],
+        "rows": meta["rows"],
+        "cols": meta["cols"],
+        "table_width": meta["table_width"],
+        "table_height": meta["table_height"],
+        "piece_width": meta["piece_width"],
+        "piece_height": meta["piece_height"],
+        "seq": meta["seq"],
+        "pieces": pieces,
     }
 
 
 def _doc_view(puzzle):
     return {
-        "puzzle_id": puzzle.puzzle_id, "status": puzzle.status, "rows": puzzle.rows, "cols": puzzle.cols,
-        "table_width": puzzle.table_width, "table_height": puzzle.table_height,
-        "piece_width": puzzle.piece_width, "piece_height": puzzle.piece_height,
-        "seq": puzzle.seq, "pieces": [p.to_public() for p in puzzle.pieces],
+        "puzzle_id": puzzle.puzzle_id,
+        "status": puzzle.status,
+        "rows": puzzle.rows,
+        "cols": puzzle.cols,
+        "table_width": puzzle.table_width,
+        "table_height": puzzle.table_height,
+        "piece_width": puzzle.piece_width,
+        "piece_height": puzzle.piece_height,
+        "seq": puzzle.seq,
+        "pieces": [p.to_public() for p in puzzle.pieces],
     }
 
 
@@ -186,15 +193,14 @@ def solution(puzzle_id):
         raise PuzzleNotFound(puzzle_id)
     if puzzle.status == "generating":
         raise PuzzleGenerating(puzzle_id)
-    return {"puzzle_id": puzzle_id,
-            "pieces": [{"id": p.id, "x": p.cx, "y": p.cy, "r": 0} for p in puzzle.pieces]}
+    return {"puzzle_id": puzzle_id, "pieces": [{"id": p.id, "x": p.cx, "y": p.cy, "r": 0} for p in puzzle.pieces]}
 
 
 def updates_since(puzzle_id, since):
     """``(seq, [update JSON strings])``; 404 for an unknown puzzle."""
-    if not board().exists(puzzle_id):
+    if not board.current().exists(puzzle_id):
         puzzle_view(puzzle_id)  # 404 or reload
-    return board().updates_since(puzzle_id, since)
+    return board.current().updates_since(puzzle_id, since)
 
 
 # -- creating a puzzle ---------------------------------------------------------
@@ -215,8 +221,9 @@ def _whole(body, name, low, high):
 def parse_sizes(body):
     """``(rows, cols, table_width, table_height, piece_size)`` or BadRequest."""
     if not isinstance(body, dict):
-        raise BadRequest('send a JSON object {"rows": R, "cols": C, "table_width": W, "table_height": H}',
-                         code="bad_size")
+        raise BadRequest(
+            'send a JSON object {"rows": R, "cols": C, "table_width": W, "table_height": H}', code="bad_size"
+        )
     rows = _whole(body, "rows", 1, MAX_SIDE)
     cols = _whole(body, "cols", 1, MAX_SIDE)
     width = _whole(body, "table_width", MIN_PIECE_SIZE, MAX_TABLE)
@@ -225,23 +232,39 @@ def parse_sizes(body):
         raise BadRequest(f"a puzzle has from 2 to {MAX_PIECES} pieces (rows x cols)", code="bad_size")
     size = min(MAX_PIECE_SIZE, width // cols, height // rows)
     if size < MIN_PIECE_SIZE:
-        raise BadRequest(f"the table is too small: each piece needs at least {MIN_PIECE_SIZE} px "
-                         f"({cols * MIN_PIECE_SIZE} x {rows * MIN_PIECE_SIZE} for this puzzle)", code="bad_size")
+        raise BadRequest(
+            f"the table is too small: each piece needs at least {MIN_PIECE_SIZE} px "
+            f"({cols * MIN_PIECE_SIZE} x {rows * MIN_PIECE_SIZE} for this puzzle)",
+            code="bad_size",
+        )
     return rows, cols, width, height, size
 
 
 def create_puzzle(body, identity):
     """Record the puzzle (``generating``) and queue its ``puzzle_create`` job."""
+    from object_challenge.core.counters import next_id
     from object_challenge.jobs.service import jobs  # the job queue's own API (enqueue + record)
-    from object_challenge.models import next_id
 
     rows, cols, width, height, size = parse_sizes(body)
-    puzzle = Puzzle(puzzle_id=next_id("puzzle_id"), rows=rows, cols=cols, table_width=width,
-                    table_height=height, piece_width=size, piece_height=size, status="generating",
-                    owner=identity.user_id)
+    puzzle = Puzzle(
+        puzzle_id=next_id("puzzle_id"),
+        rows=rows,
+        cols=cols,
+        table_width=width,
+        table_height=height,
+        piece_width=size,
+        piece_height=size,
+        status="generating",
+        owner=identity.user_id,
+    )
     puzzle.save(force_insert=True)
-    job = jobs().enqueue({"job_title": f"puzzle_create {puzzle.puzzle_id}",
-                          "tasks": [{"module": "puzzle_create", "data": {"puzzle_id": puzzle.puzzle_id}}]},
-                         current_app.config["REDIS_QUEUE_NAME"], identity)
+    job = jobs().enqueue(
+        {
+            "job_title": f"puzzle_create {puzzle.puzzle_id}",
+            "tasks": [{"module": "puzzle_create", "data": {"puzzle_id": puzzle.puzzle_id}}],
+        },
+        current_app.config["REDIS_QUEUE_NAME"],
+        identity,
+    )
     Puzzle.objects(puzzle_id=puzzle.puzzle_id).update_one(set__job_id=job["job_id"])
     return {"puzzle_id": puzzle.puzzle_id, "job_id": job["job_id"], "status": "generating"}

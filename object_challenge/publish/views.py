@@ -3,12 +3,13 @@
 Validation order on a move, as the contract says: 401 (credentials) -> 403 ->
 400 (the body, before the token is looked at) -> 409 (token / piece state).
 """
+
 import math
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from object_challenge.errors import BadRequest, ServiceUnavailable
-from object_challenge.identity import authenticated, current_identity, require_role
+from object_challenge.accounts.identity import authenticated, current_identity, require_role
+from object_challenge.core.errors import BadRequest, ServiceUnavailable
 from object_challenge.publish import service
 
 bp = Blueprint("publish", __name__, url_prefix="/newapi/puzzle")
@@ -113,12 +114,12 @@ def updates(puzzle_id):
     if since < 0:
         raise BadRequest("since must be 0 or more", code="bad_since")
     seq, retained = service.updates_since(puzzle_id, since)
-    body = '{"puzzle_id":%d,"seq":%d,"updates":[%s]}' % (puzzle_id, seq, ",".join(retained))
+    body = f'{{"puzzle_id":{puzzle_id:d},"seq":{seq:d},"updates":[{",".join(retained)}]}}'
     return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
 def _stream(puzzle_id):
-    from object_challenge.extensions import redis
+    from object_challenge.core.extensions import redis
     from object_challenge.publish import keys
 
     service.puzzle_view(puzzle_id)  # 404 for an unknown puzzle
@@ -143,5 +144,8 @@ def _stream(puzzle_id):
         finally:
             pubsub.close()
 
-    return Response(stream_with_context(events()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

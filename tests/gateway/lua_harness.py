@@ -1,11 +1,12 @@
 """A tiny nginx that runs the gateway's Lua modules on case tables (no stack needed)."""
+
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from object_challenge.devstores import free_port, wait_for_port
+from object_challenge.dev.devstores import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,9 @@ class LuaHarness:
         conf.write_text(CONF.format(tmp=self.tmp, root=ROOT, port=self.port, run_as=run_as))
         self.process = subprocess.Popen(
             ["nginx", "-p", str(self.tmp), "-c", str(conf), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=open(self.tmp / "stderr.log", "wb"))
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.tmp / "stderr.log", "wb"),
+        )
         wait_for_port(self.port, process=self.process, what="lua harness nginx")
         return self
 

@@ -1,12 +1,13 @@
 """Token authentication at the edge: 401s, identity headers, propagation."""
+
 import base64
 
 import pytest
 import requests
-
 from gw import is_json_error, log_entry, rid
 from helpers import auth, wait_until
-from object_challenge.devstores import free_port
+
+from object_challenge.dev.devstores import free_port
 
 BAD_CREDENTIALS = {
     "none": {},
@@ -21,8 +22,9 @@ BAD_CREDENTIALS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_CREDENTIALS))
 def test_bad_credentials_get_401_json_on_bucket(stack, case):
-    answer = requests.post(f"{stack.url}/bucket", json={"bucket": "whatever1"},
-                           headers=BAD_CREDENTIALS[case], timeout=5)
+    answer = requests.post(
+        f"{stack.url}/bucket", json={"bucket": "whatever1"}, headers=BAD_CREDENTIALS[case], timeout=5
+    )
     is_json_error(answer, 401, "unauthorized")
 
 
@@ -39,8 +41,15 @@ def test_basic_auth_with_the_token_as_user_name_is_accepted(stack):
 
 
 def test_forged_identity_headers_never_reach_the_service(stack):
-    forged = {**auth("token_3"), "X-User-Id": "1", "X-User-Role": "admin", "X-User-Name": "a",
-              "X-Consumer-Id": "9", "X-Gateway-Secret": "guess", "X-User-Extra": "x"}
+    forged = {
+        **auth("token_3"),
+        "X-User-Id": "1",
+        "X-User-Role": "admin",
+        "X-User-Name": "a",
+        "X-Consumer-Id": "9",
+        "X-Gateway-Secret": "guess",
+        "X-User-Extra": "x",
+    }
     answer = requests.get(f"{stack.url}/newapi/whoami", headers=forged, timeout=5)
     assert answer.status_code == 200
     body = answer.json()
@@ -49,15 +58,19 @@ def test_forged_identity_headers_never_reach_the_service(stack):
 
 
 def test_forged_identity_without_a_token_is_not_an_identity(stack):
-    answer = requests.get(f"{stack.url}/newapi/whoami",
-                          headers={"X-User-Id": "5", "X-User-Role": "admin", "X-Gateway-Secret": "x"}, timeout=5)
+    answer = requests.get(
+        f"{stack.url}/newapi/whoami",
+        headers={"X-User-Id": "5", "X-User-Role": "admin", "X-Gateway-Secret": "x"},
+        timeout=5,
+    )
     is_json_error(answer, 401)
 
 
 def test_a_sane_client_request_id_is_kept_end_to_end(stack):
     request_id = rid("keep")
-    answer = requests.get(f"{stack.url}/newapi/whoami", headers={**auth("token_1"), "X-Request-Id": request_id},
-                          timeout=5)
+    answer = requests.get(
+        f"{stack.url}/newapi/whoami", headers={**auth("token_1"), "X-Request-Id": request_id}, timeout=5
+    )
     assert answer.headers["X-Request-Id"] == request_id
     assert answer.json()["request_id"] == request_id
     assert log_entry(stack, request_id)["user"] == "1"
@@ -77,17 +90,25 @@ def test_every_answer_has_a_request_id(stack):
 
 def test_revoked_token_is_refused_within_two_seconds(stack):
     stack.manage("user", "add", "revokee", "--token", "token_revokee")
-    wait_until(lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth("token_revokee"),
-                                    timeout=5).status_code == 200, timeout=2.0, message="new user seen")
+    wait_until(
+        lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth("token_revokee"), timeout=5).status_code == 200,
+        timeout=2.0,
+        message="new user seen",
+    )
     stack.manage("user", "revoke-token", "revokee")
-    wait_until(lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth("token_revokee"),
-                                    timeout=5).status_code == 401, timeout=2.0, message="revocation seen")
+    wait_until(
+        lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth("token_revokee"), timeout=5).status_code == 401,
+        timeout=2.0,
+        message="revocation seen",
+    )
 
 
 def test_new_grant_changes_the_edge_decision_within_two_seconds(stack):
     def answer():
-        return requests.post(f"{stack.url}/bucket", json={"bucket": f"{rid('pushe').lower()}"},
-                             headers=auth("token_3"), timeout=5).status_code
+        return requests.post(
+            f"{stack.url}/bucket", json={"bucket": f"{rid('pushe').lower()}"}, headers=auth("token_3"), timeout=5
+        ).status_code
+
     assert answer() == 403
     stack.manage("grant", "c", "pushe", "--allow")
     try:
@@ -99,8 +120,11 @@ def test_new_grant_changes_the_edge_decision_within_two_seconds(stack):
 
 def _fallback_checks(stack):
     """With no snapshot the api service decides, and decides the same."""
-    wait_until(lambda: _refusal_upstream(stack) == stack.settings["API_ADDR"], timeout=3.0,
-               message="POST /bucket decided by the api service")
+    wait_until(
+        lambda: _refusal_upstream(stack) == stack.settings["API_ADDR"],
+        timeout=3.0,
+        message="POST /bucket decided by the api service",
+    )
     answer = requests.get(f"{stack.url}/newapi/whoami", headers=auth("token_2"), timeout=5)
     assert answer.json()["user_id"] == 2
     is_json_error(requests.get(f"{stack.url}/newapi/whoami", headers=auth("nope"), timeout=5), 401)
@@ -127,15 +151,24 @@ def test_without_a_snapshot_revocation_still_takes_under_two_seconds(stack, gate
     gateway_redis, stack.env["REDIS_URL"] = stack.env["REDIS_URL"], stack.base_env["REDIS_URL"]
     stack.manage("user", "revoke-token", "fallbackee")  # in the real stores, as an operator would
     stack.env["REDIS_URL"] = gateway_redis
-    wait_until(lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth("token_fallbackee"),
-                                    timeout=5).status_code == 401, timeout=2.0, message="revocation seen")
+    wait_until(
+        lambda: (
+            requests.get(f"{stack.url}/newapi/whoami", headers=auth("token_fallbackee"), timeout=5).status_code == 401
+        ),
+        timeout=2.0,
+        message="revocation seen",
+    )
 
 
 def _refusal_upstream(stack):
     """Who answered token_1's refused pushe3: "" (the edge) or the api service's address."""
     request_id = rid("fb")
-    answer = requests.post(f"{stack.url}/bucket", json={"bucket": "pushe3"},
-                           headers={**auth("token_1"), "X-Request-Id": request_id}, timeout=5)
+    answer = requests.post(
+        f"{stack.url}/bucket",
+        json={"bucket": "pushe3"},
+        headers={**auth("token_1"), "X-Request-Id": request_id},
+        timeout=5,
+    )
     is_json_error(answer, 403, "not_allowed")
     assert answer.json()["result"] == "not allowed"
     return log_entry(stack, request_id)["upstream"]
@@ -143,8 +176,13 @@ def _refusal_upstream(stack):
 
 def test_the_request_id_header_is_sent_once(stack):
     requests.get(f"{stack.url}/newapi/info", timeout=5)  # make the next one a cache HIT
-    for path, token in [("/", None), ("/newapi/whoami", "token_1"), ("/nope", None), ("/newapi/info", None),
-                        ("/newapi/status/health", "token_worker")]:
+    for path, token in [
+        ("/", None),
+        ("/newapi/whoami", "token_1"),
+        ("/nope", None),
+        ("/newapi/info", None),
+        ("/newapi/status/health", "token_worker"),
+    ]:
         answer = requests.get(stack.url + path, headers=auth(token) if token else {}, timeout=5)
         # requests joins repeated headers with ", "
         assert "," not in answer.headers["X-Request-Id"], (path, answer.headers)

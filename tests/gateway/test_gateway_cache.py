@@ -1,7 +1,7 @@
 """The response cache: HIT/MISS/BYPASS, per-user keys, Cache-Control, purges."""
+
 import pytest
 import requests
-
 from gw import is_json_error, rid
 from helpers import auth
 
@@ -41,8 +41,9 @@ def test_query_strings_are_separate_entries(stack):
 
 
 def test_private_answer_is_cached_per_user(stack):
-    mine = requests.post(f"{stack.url}/bucket", json={"bucket": rid("test").lower()}, headers=auth("token_1"),
-                         timeout=5).json()["bucket"]
+    mine = requests.post(
+        f"{stack.url}/bucket", json={"bucket": rid("test").lower()}, headers=auth("token_1"), timeout=5
+    ).json()["bucket"]
     a1, a2 = get(stack, "/newapi/buckets", "token_1"), get(stack, "/newapi/buckets", "token_1")
     b1 = get(stack, "/newapi/buckets", "token_2")
     assert (status(a1), status(a2), status(b1)) == ("MISS", "HIT", "MISS")
@@ -60,8 +61,16 @@ def test_no_store_answers_are_not_cached(stack):
     assert status(get(stack, "/newapi/whoami")) == "MISS"
 
 
-@pytest.mark.parametrize("path", ["/newapi/status/health", "/newapi/queue/poll", "/newapi/queue",
-                                  "/newapi/puzzle/1/piece/0/token/", "/newapi/puzzle/1/updates/?since=0"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/newapi/status/health",
+        "/newapi/queue/poll",
+        "/newapi/queue",
+        "/newapi/puzzle/1/piece/0/token/",
+        "/newapi/puzzle/1/updates/?since=0",
+    ],
+)
 def test_jobs_and_puzzle_move_routes_are_never_cached(stack, path):
     get(stack, path, "token_worker")
     assert status(get(stack, path, "token_worker")) == "BYPASS"
@@ -70,8 +79,10 @@ def test_jobs_and_puzzle_move_routes_are_never_cached(stack, path):
 def test_creating_a_bucket_purges_the_bucket_list(stack):
     get(stack, "/newapi/buckets", "token_1")
     name = rid("test").lower()
-    assert requests.post(f"{stack.url}/bucket", json={"bucket": name}, headers=auth("token_1"),
-                         timeout=5).status_code == 201
+    assert (
+        requests.post(f"{stack.url}/bucket", json={"bucket": name}, headers=auth("token_1"), timeout=5).status_code
+        == 201
+    )
     answer = get(stack, "/newapi/buckets", "token_1")
     assert status(answer) == "MISS" and name in answer.text
 
@@ -123,15 +134,24 @@ def test_an_expired_entry_is_refreshed_by_one_request_while_the_others_get_the_o
     from helpers import wait_until
 
     assert status(get(stack, "/newapi/buckets", "token_2")) == "MISS"  # private, max-age=5
-    wait_until(lambda: int(get(stack, "/newapi/buckets", "token_2").headers.get("Age", 0)) >= 4,
-               timeout=8, interval=0.2, message="the entry nearly expired")
+    wait_until(
+        lambda: int(get(stack, "/newapi/buckets", "token_2").headers.get("Age", 0)) >= 4,
+        timeout=8,
+        interval=0.2,
+        message="the entry nearly expired",
+    )
 
     def batch():  # 10 at once, every 0.25 s: well inside the default per-user limit
         with ThreadPoolExecutor(10) as pool:
             return [status(a) for a in pool.map(lambda _: get(stack, "/newapi/buckets", "token_2"), range(10))]
+
     # up to two max-age periods: on a loaded machine the wait above may itself be the
     # request that refreshes the entry, and then the next expiry is the one observed
-    statuses = wait_until(lambda: (lambda s: s if "MISS" in s else None)(batch()), timeout=12, interval=0.25,
-                          message="the refresh after expiry")
+    statuses = wait_until(
+        lambda: (lambda s: s if "MISS" in s else None)(batch()),
+        timeout=12,
+        interval=0.25,
+        message="the refresh after expiry",
+    )
     assert statuses.count("MISS") == 1
     assert set(statuses) - {"MISS"} <= {"HIT", "UPDATING"}

@@ -1,6 +1,6 @@
 """Request limits: per user, per IP for anonymous traffic, 429 with Retry-After."""
-import requests
 
+import requests
 from gw import is_json_error
 from helpers import auth
 

@@ -1,13 +1,14 @@
 """Routing, the index, internal paths and upstream failures."""
+
 import socket
 from pathlib import Path
 
 import pytest
 import requests
-
 from gw import is_json_error, log_entry, rid, timed
 from helpers import auth
-from object_challenge.devstores import free_port
+
+from object_challenge.dev.devstores import free_port
 
 
 def upstream_of(stack, method, path, token="token_1"):
@@ -28,24 +29,43 @@ def test_index_takes_get_only(stack):
     is_json_error(requests.post(f"{stack.url}/", timeout=5), 405, "method_not_allowed")
 
 
-@pytest.mark.parametrize("path,service", [
-    ("/newapi/whoami", "api"), ("/newapi/info", "api"), ("/newapi/puzzles", "api"),
-    ("/newapi/status/health", "jobs"), ("/newapi/docs/openapi.json", "jobs"), ("/newapi/queue", "jobs"), ("/newapi/jobs/x", "jobs"),
-    ("/newapi/workers", "jobs"), ("/newapi/data/m/n", "jobs"),
-    ("/newapi/puzzle/1/", "publish"), ("/newapi/puzzle/1/piece/2/token/", "publish"),
-    ("/newapi/puzzle/1/updates/?since=0", "publish"),
-])
+@pytest.mark.parametrize(
+    "path,service",
+    [
+        ("/newapi/whoami", "api"),
+        ("/newapi/info", "api"),
+        ("/newapi/puzzles", "api"),
+        ("/newapi/status/health", "jobs"),
+        ("/newapi/docs/openapi.json", "jobs"),
+        ("/newapi/queue", "jobs"),
+        ("/newapi/jobs/x", "jobs"),
+        ("/newapi/workers", "jobs"),
+        ("/newapi/data/m/n", "jobs"),
+        ("/newapi/puzzle/1/", "publish"),
+        ("/newapi/puzzle/1/piece/2/token/", "publish"),
+        ("/newapi/puzzle/1/updates/?since=0", "publish"),
+    ],
+)
 def test_newapi_paths_go_to_their_service(stack, path, service):
     assert upstream_of(stack, "GET", path) == stack.settings[f"{service.upper()}_ADDR"]
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/_internal/auth"), ("POST", "/arvan"), ("GET", "/_oc/auth"), ("GET", "/nope"),
-    ("GET", "/newapi"), ("POST", "/bucket/"), ("GET", "/static/x.js"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/_internal/auth"),
+        ("POST", "/arvan"),
+        ("GET", "/_oc/auth"),
+        ("GET", "/nope"),
+        ("GET", "/newapi"),
+        ("POST", "/bucket/"),
+        ("GET", "/static/x.js"),
+    ],
+)
 def test_internal_and_unrouted_paths_are_404_json(stack, method, path):
-    answer = requests.request(method, stack.url + path, headers=auth("token_admin"),
-                              json={"bucket": "abcdef"}, timeout=5)
+    answer = requests.request(
+        method, stack.url + path, headers=auth("token_admin"), json={"bucket": "abcdef"}, timeout=5
+    )
     is_json_error(answer, 404, "not_found")
 
 

@@ -1,15 +1,15 @@
 """The gateway's Lua rule, naming check, credential parser, keys and limiter,
 run inside a real nginx on the same case files as the Python side."""
+
 import pytest
 import requests
-
 from helpers import load_cases
 from lua_harness import LuaHarness
 
-from object_challenge import keys as py_keys
+from object_challenge.accounts.identity import parse_authorization
 from object_challenge.buckets.names import name_problem
 from object_challenge.buckets.rules import admit
-from object_challenge.identity import parse_authorization
+from object_challenge.core import keys as py_keys
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,9 @@ def run(lua, what, payload):
 def test_lua_rule_agrees_with_every_rule_case(lua):
     cases = load_cases("bucket_rules.json")
     results = run(lua, "rules", cases)
-    wrong = [(c["user"], c["name"], c.get("why")) for c, got in zip(cases, results) if got != c["expected"]]
+    wrong = [
+        (c["user"], c["name"], c.get("why")) for c, got in zip(cases, results, strict=True) if got != c["expected"]
+    ]
     assert not wrong
 
 
@@ -41,22 +43,45 @@ def test_python_rule_agrees_with_the_lua_rule_on_every_case(lua):
 def test_lua_naming_check_agrees_with_every_name_case(lua):
     cases = load_cases("bucket_names.json")
     results = run(lua, "names", cases)
-    wrong = [c["name"] for c, got in zip(cases, results) if got != c["valid"]]
+    wrong = [c["name"] for c, got in zip(cases, results, strict=True) if got != c["valid"]]
     assert not wrong
 
 
 def test_lua_and_python_naming_checks_agree(lua):
     names = [c["name"] for c in load_cases("bucket_names.json")] + [
-        "1234.1.1.1", "999.999.999.999", "a.b.c.d", "xn-a", "abc-s3alias", "s3alias",
-        "a-", "0ab", "ab0", "a" * 3, "a.b", "a..b", "a-.b", "sthree-x"]
+        "1234.1.1.1",
+        "999.999.999.999",
+        "a.b.c.d",
+        "xn-a",
+        "abc-s3alias",
+        "s3alias",
+        "a-",
+        "0ab",
+        "ab0",
+        "a" * 3,
+        "a.b",
+        "a..b",
+        "a-.b",
+        "sthree-x",
+    ]
     results = run(lua, "names", [{"name": n} for n in names])
     assert results == [name_problem(n) is None for n in names]
 
 
 CREDENTIALS = [
-    "Token token_1", "token token_1", "Token  token_1 ", "Basic dG9rZW5fd29ya2VyOg==",
-    "Basic dG9rZW5fd29ya2VyOnNlY3JldA==", None, "", "Token", "Token a b", "Bearer token_1",
-    "Basic !!!", "Basic Og==", "Token\ttab",
+    "Token token_1",
+    "token token_1",
+    "Token  token_1 ",
+    "Basic dG9rZW5fd29ya2VyOg==",
+    "Basic dG9rZW5fd29ya2VyOnNlY3JldA==",
+    None,
+    "",
+    "Token",
+    "Token a b",
+    "Bearer token_1",
+    "Basic !!!",
+    "Basic Og==",
+    "Token\ttab",
 ]
 
 
@@ -72,7 +97,10 @@ def test_a_repeated_authorization_header_is_malformed(lua):
 
 def test_lua_and_python_build_the_same_snapshot_keys(lua):
     assert run(lua, "keys", {}) == {
-        "tokens": py_keys.GW_TOKENS, "rules": py_keys.GW_RULES, "version": py_keys.GW_VERSION}
+        "tokens": py_keys.GW_TOKENS,
+        "rules": py_keys.GW_RULES,
+        "version": py_keys.GW_VERSION,
+    }
 
 
 @pytest.mark.parametrize("burst", [1, 5, 100])

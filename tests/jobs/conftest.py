@@ -1,4 +1,5 @@
 """Job-queue fixtures: short leases, a live HTTP server for worker processes."""
+
 import subprocess
 import sys
 import threading
@@ -43,9 +44,23 @@ def spawn_worker(tmp_path):
         worker_id = worker_id or f"test-worker-{len(processes) + 1}"
         log = tmp_path / f"{worker_id}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "object_challenge.jobs.worker", "--url", url, "--token", token,
-             "--worker-id", worker_id, "--poll-interval", "0.05", *args],
-            cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "object_challenge.jobs.worker",
+                "--url",
+                url,
+                "--token",
+                token,
+                "--worker-id",
+                worker_id,
+                "--poll-interval",
+                "0.05",
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
         )
         process.log, process.worker_id = log, worker_id
         processes.append(process)

@@ -1,11 +1,11 @@
 """The job queue's HTTP contract (issue 5), through the Flask app with real stores."""
+
 import json
 import threading
 
 import pytest
-from mongoengine import disconnect_all
-
 from helpers import auth, wait_until
+from mongoengine import disconnect_all
 
 USER, USER2, WORKER, ADMIN = auth("token_1"), auth("token_2"), auth("token_worker"), auth("token_admin")
 JOB = {"job_title": "encode", "tasks": [{"module": "echo", "data": {"n": 1}}]}
@@ -40,13 +40,23 @@ def test_enqueue_returns_the_queued_job(client):
     assert job["job_title"] == "encode" and job["tasks"] == JOB["tasks"] and job["attempt"] == 0
 
 
-@pytest.mark.parametrize("body", [
-    "not json", "[1, 2]", '"a string"', "{}", '{"tasks": [{"module": "echo"}]}',
-    '{"job_title": "", "tasks": [{"module": "echo"}]}', '{"job_title": "t"}',
-    '{"job_title": "t", "tasks": []}', '{"job_title": "t", "tasks": {"module": "echo"}}',
-    '{"job_title": "t", "tasks": [{"data": 1}]}', '{"job_title": "t", "tasks": ["echo"]}',
-    '{"job_title": 5, "tasks": [{"module": "echo"}]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[1, 2]",
+        '"a string"',
+        "{}",
+        '{"tasks": [{"module": "echo"}]}',
+        '{"job_title": "", "tasks": [{"module": "echo"}]}',
+        '{"job_title": "t"}',
+        '{"job_title": "t", "tasks": []}',
+        '{"job_title": "t", "tasks": {"module": "echo"}}',
+        '{"job_title": "t", "tasks": [{"data": 1}]}',
+        '{"job_title": "t", "tasks": ["echo"]}',
+        '{"job_title": 5, "tasks": [{"module": "echo"}]}',
+    ],
+)
 def test_enqueue_rejects_malformed_jobs_with_400_json(client, body):
     r = client.post("/newapi/queue", data=body, headers={**USER, "Content-Type": "application/json"})
     assert r.status_code == 400
@@ -133,8 +143,7 @@ def test_poll_without_worker_id_is_claimed_by_the_first_heartbeat_naming_it(clie
     job = enqueue(client)
     leased = poll(client, worker=None).get_json()
     assert leased["job_id"] == job["job_id"] and leased["worker_id"] is None
-    r = client.post("/newapi/workers/ref-1", json={"status": "in_progress", "job_id": job["job_id"]},
-                    headers=WORKER)
+    r = client.post("/newapi/workers/ref-1", json={"status": "in_progress", "job_id": job["job_id"]}, headers=WORKER)
     assert r.status_code == 200 and job["job_id"] in r.get_json()["leases"]
     got = client.get(f"/newapi/jobs/{job['job_id']}", headers=WORKER).get_json()
     assert got["worker_id"] == "ref-1"
@@ -175,17 +184,20 @@ def test_heartbeat_extends_the_leases_the_worker_holds(client, redis):
     job = enqueue(client)
     poll(client, worker="w1")
     before = redis.zscore(keys.LEASES, job["job_id"])
-    wait_until(lambda: client.post("/newapi/workers/w1", json={"status": "in_progress"}, headers=WORKER)
-               .get_json()["leases"] and redis.zscore(keys.LEASES, job["job_id"]) > before,
-               message="lease extended")
+    wait_until(
+        lambda: (
+            client.post("/newapi/workers/w1", json={"status": "in_progress"}, headers=WORKER).get_json()["leases"]
+            and redis.zscore(keys.LEASES, job["job_id"]) > before
+        ),
+        message="lease extended",
+    )
 
 
 def test_heartbeat_naming_a_finished_job_changes_nothing(client):
     job = enqueue(client)
     poll(client, worker="w1")
     client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False, "info": {}}, headers=WORKER)
-    r = client.post("/newapi/workers/w2", json={"status": "in_progress", "job_id": job["job_id"]},
-                    headers=WORKER)
+    r = client.post("/newapi/workers/w2", json={"status": "in_progress", "job_id": job["job_id"]}, headers=WORKER)
     assert r.status_code == 200 and r.get_json()["leases"] == {}
     got = client.get(f"/newapi/jobs/{job['job_id']}", headers=WORKER).get_json()
     assert got["state"] == "completed" and got["worker_id"] == "w1"
@@ -212,16 +224,23 @@ def test_workers_list_and_status_have_the_reference_shape(client):
 def test_workers_expire_after_client_expiry_without_heartbeat(client, app):
     client.post("/newapi/workers/w1", json={"status": "idle"}, headers=WORKER)
     timeout = app.config["CLIENT_EXPIRY"] + 2
-    wait_until(lambda: client.get("/newapi/workers", headers=WORKER).get_json()["count"] == 0,
-               timeout=timeout, interval=0.1, message="worker expired")
+    wait_until(
+        lambda: client.get("/newapi/workers", headers=WORKER).get_json()["count"] == 0,
+        timeout=timeout,
+        interval=0.1,
+        message="worker expired",
+    )
     assert client.get("/newapi/workers/w1", headers=WORKER).status_code == 404
 
 
 def test_worker_need_not_be_registered_to_poll_and_complete(client):
     job = enqueue(client)
     assert poll(client, worker="never-seen").status_code == 200
-    r = client.patch(f"/newapi/jobs/{job['job_id']}/completed?worker_id=never-seen",
-                     json={"failed": False, "info": None}, headers=WORKER)
+    r = client.patch(
+        f"/newapi/jobs/{job['job_id']}/completed?worker_id=never-seen",
+        json={"failed": False, "info": None},
+        headers=WORKER,
+    )
     assert r.status_code == 200 and r.get_json()["state"] == "completed"
 
 
@@ -288,8 +307,7 @@ def test_completing_after_the_lease_expired_is_a_conflict(client, redis):
     poll(client, worker="w1")
     expire_leases(redis)
     poll(client, worker="w2")
-    r = client.patch(f"/newapi/jobs/{job['job_id']}/completed?worker_id=w1", json={"failed": False},
-                     headers=WORKER)
+    r = client.patch(f"/newapi/jobs/{job['job_id']}/completed?worker_id=w1", json={"failed": False}, headers=WORKER)
     assert r.status_code == 409 and r.get_json()["error"] == "not_lease_holder"
 
 
@@ -298,8 +316,7 @@ def test_complete_with_the_reference_body_records_the_result(client):
     job = enqueue(client)
     poll(client, worker=None)
     info = {"start_time": "t0", "worker": "host", "completed": True}
-    r = client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False, "info": info},
-                     headers=WORKER)
+    r = client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False, "info": info}, headers=WORKER)
     assert r.status_code == 200
     got = client.get(f"/newapi/jobs/{job['job_id']}", headers=USER).get_json()
     assert got["state"] == "completed" and got["info"] == info and got["result"]["info"] == info
@@ -319,8 +336,11 @@ def test_reference_completion_records_the_worker_it_reports_when_none_held_the_l
 def test_explicit_failure_is_final(client, redis):
     job = enqueue(client)
     poll(client, worker="w1")
-    r = client.patch(f"/newapi/jobs/{job['job_id']}/completed?worker_id=w1",
-                     json={"failed": True, "info": {}, "message": "boom"}, headers=WORKER)
+    r = client.patch(
+        f"/newapi/jobs/{job['job_id']}/completed?worker_id=w1",
+        json={"failed": True, "info": {}, "message": "boom"},
+        headers=WORKER,
+    )
     assert r.status_code == 200 and r.get_json()["state"] == "failed"
     expire_leases(redis)
     assert poll(client).status_code == 404
@@ -351,8 +371,7 @@ def test_get_job_reads_every_state(client, redis):
 def test_finished_jobs_survive_the_loss_of_redis(client, redis):
     job = enqueue(client)
     poll(client, worker="w1")
-    client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False, "info": {"x": 1}},
-                 headers=WORKER)
+    client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False, "info": {"x": 1}}, headers=WORKER)
     redis.flushdb()
     got = client.get(f"/newapi/jobs/{job['job_id']}", headers=WORKER).get_json()
     assert got["state"] == "completed" and got["info"] == {"x": 1}
@@ -365,11 +384,18 @@ def test_delete_job_forgets_it(client):
     assert poll(client).status_code == 404
 
 
-@pytest.mark.parametrize("method,path", [
-    ("get", "/newapi/jobs/nope"), ("delete", "/newapi/jobs/nope"), ("patch", "/newapi/jobs/nope/completed"),
-    ("get", "/newapi/workers/nope"), ("delete", "/newapi/workers/nope"), ("get", "/newapi/data/m/nope"),
-    ("delete", "/newapi/data/m/nope"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("get", "/newapi/jobs/nope"),
+        ("delete", "/newapi/jobs/nope"),
+        ("patch", "/newapi/jobs/nope/completed"),
+        ("get", "/newapi/workers/nope"),
+        ("delete", "/newapi/workers/nope"),
+        ("get", "/newapi/data/m/nope"),
+        ("delete", "/newapi/data/m/nope"),
+    ],
+)
 def test_unknown_ids_are_404_json(client, method, path):
     r = getattr(client, method)(path, headers=ADMIN, json={"failed": False} if method == "patch" else None)
     assert r.status_code == 404 and r.get_json()["error"]
@@ -392,7 +418,7 @@ def test_data_store_wants_a_json_object(client):
 
 
 def test_data_is_stored_where_the_seed_settings_say(client, app):
-    from object_challenge.extensions import mongo
+    from object_challenge.core.extensions import mongo
 
     client.post("/newapi/data/ffmpeg/hq", json={"a": 1}, headers=WORKER)
     with app.app_context():
@@ -402,7 +428,7 @@ def test_data_is_stored_where_the_seed_settings_say(client, app):
 
 
 def test_jobs_are_stored_in_the_seed_collections(client, app):
-    from object_challenge.extensions import mongo
+    from object_challenge.core.extensions import mongo
 
     job = enqueue(client)
     poll(client)
@@ -422,31 +448,38 @@ def test_status_health_is_200_when_both_stores_answer(client):
 
 def test_status_health_is_503_naming_redis_when_it_is_down(config):
     from object_challenge.app import create_app
-    from object_challenge.devstores import free_port
+    from object_challenge.dev.devstores import free_port
 
     config.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     disconnect_all()  # MongoEngine keeps one "default" connection per process
     app = create_app(config)
-    r = app.test_client().get("/newapi/status/health", headers={
-        "X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "4", "X-User-Role": "worker"})
+    r = app.test_client().get(
+        "/newapi/status/health",
+        headers={"X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "4", "X-User-Role": "worker"},
+    )
     assert r.status_code == 503
     assert "redis" in r.get_json()["stores"] and "mongo" not in r.get_json()["stores"]
-    r = app.test_client().post("/newapi/queue", json=JOB, headers={
-        "X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "1", "X-User-Role": "user"})
+    r = app.test_client().post(
+        "/newapi/queue",
+        json=JOB,
+        headers={"X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "1", "X-User-Role": "user"},
+    )
     assert r.status_code == 503 and r.get_json()["error"] == "store_unavailable"
     disconnect_all()
 
 
 def test_status_health_is_503_naming_mongo_when_it_is_down(config):
     from object_challenge.app import create_app
-    from object_challenge.devstores import free_port
+    from object_challenge.dev.devstores import free_port
 
     config.MONGO_URI = f"mongodb://127.0.0.1:{free_port()}/x?serverSelectionTimeoutMS=300"
     config.MONGODB_SETTINGS["host"] = config.MONGO_URI
     disconnect_all()  # MongoEngine keeps one "default" connection per process
     app = create_app(config)
-    r = app.test_client().get("/newapi/status/health", headers={
-        "X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "4", "X-User-Role": "worker"})
+    r = app.test_client().get(
+        "/newapi/status/health",
+        headers={"X-Gateway-Secret": app.config["GATEWAY_SECRET"], "X-User-Id": "4", "X-User-Role": "worker"},
+    )
     assert r.status_code == 503
     assert "mongo" in r.get_json()["stores"] and "redis" not in r.get_json()["stores"]
     disconnect_all()
@@ -471,17 +504,20 @@ def test_no_or_unknown_token_is_401(client):
     assert client.get("/newapi/queue/poll", headers=auth("nope")).status_code == 401
 
 
-@pytest.mark.parametrize("method,path,headers,status", [
-    ("get", "/newapi/queue", USER, 403),
-    ("get", "/newapi/queue/poll", USER, 403),
-    ("delete", "/newapi/queue", WORKER, 403),
-    ("patch", "/newapi/queue", WORKER, 403),
-    ("delete", "/newapi/workers/w1", WORKER, 403),
-    ("get", "/newapi/workers", USER, 403),
-    ("post", "/newapi/workers/w1", USER, 403),
-    ("patch", "/newapi/jobs/x/completed", USER, 403),
-    ("get", "/newapi/data/m/n", USER, 403),
-])
+@pytest.mark.parametrize(
+    "method,path,headers,status",
+    [
+        ("get", "/newapi/queue", USER, 403),
+        ("get", "/newapi/queue/poll", USER, 403),
+        ("delete", "/newapi/queue", WORKER, 403),
+        ("patch", "/newapi/queue", WORKER, 403),
+        ("delete", "/newapi/workers/w1", WORKER, 403),
+        ("get", "/newapi/workers", USER, 403),
+        ("post", "/newapi/workers/w1", USER, 403),
+        ("patch", "/newapi/jobs/x/completed", USER, 403),
+        ("get", "/newapi/data/m/n", USER, 403),
+    ],
+)
 def test_roles_that_may_not_do_a_thing_get_403(client, method, path, headers, status):
     assert getattr(client, method)(path, headers=headers, json={}).status_code == status
 
@@ -495,7 +531,7 @@ def test_users_read_only_their_own_jobs(client):
 
 
 def test_get_and_clear_a_queue_longer_than_one_lookup_chunk(client, app):
-    from object_challenge.identity import Identity
+    from object_challenge.accounts.identity import Identity
     from object_challenge.jobs.service import jobs
     from object_challenge.jobs.store import IN_CHUNK
 

@@ -1,4 +1,5 @@
 """`manage.py jobs ...`: tick, recover, stats."""
+
 import json
 
 from helpers import auth

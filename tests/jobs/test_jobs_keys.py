@@ -1,4 +1,5 @@
 """Redis keys: keys.py and the Lua scripts (lib.lua) build the same names."""
+
 from object_challenge.jobs import keys
 from object_challenge.jobs.queue import HERE
 
@@ -10,14 +11,29 @@ return {job_key(ARGV[2]), queue_key(ARGV[3]), worker_jobs_key(ARGV[4]), LEASES, 
 def test_lua_and_python_build_the_same_keys(redis):
     script = redis.register_script((HERE / "lib.lua").read_text() + PROBE)
     lua = script(keys=[], args=[keys.PREFIX, "job-1", "q1", "w1"])
-    assert lua == [keys.job("job-1"), keys.queue("q1"), keys.worker_jobs("w1"),
-                   keys.LEASES, keys.FINISHED, keys.WORKERS]
+    assert lua == [
+        keys.job("job-1"),
+        keys.queue("q1"),
+        keys.worker_jobs("w1"),
+        keys.LEASES,
+        keys.FINISHED,
+        keys.WORKERS,
+    ]
 
 
 def test_every_key_is_under_oc_jobs():
-    built = [keys.queue("q"), keys.queue_attributes("q"), keys.job("j"), keys.worker_status("w"),
-             keys.worker_attributes("w"), keys.worker_jobs("w"), keys.QUEUES, keys.LEASES, keys.FINISHED,
-             keys.WORKERS]
+    built = [
+        keys.queue("q"),
+        keys.queue_attributes("q"),
+        keys.job("j"),
+        keys.worker_status("w"),
+        keys.worker_attributes("w"),
+        keys.worker_jobs("w"),
+        keys.QUEUES,
+        keys.LEASES,
+        keys.FINISHED,
+        keys.WORKERS,
+    ]
     assert all(k.startswith("oc:jobs:") for k in built) and len(set(built)) == len(built)
 
 

@@ -1,4 +1,5 @@
 """The worker program against a live server: tasks, crashes, SIGTERM, the CLI."""
+
 import signal
 
 from helpers import wait_until
@@ -11,8 +12,9 @@ def producer(live_server, queue=None):
 
 
 def test_worker_runs_tasks_in_order_and_completes_with_their_results(live_server, spawn_worker):
-    job = producer(live_server).enqueue("two tasks", [{"module": "echo", "data": {"a": "ü"}},
-                                                      {"module": "sleep", "data": {"seconds": 0.1}}])
+    job = producer(live_server).enqueue(
+        "two tasks", [{"module": "echo", "data": {"a": "ü"}}, {"module": "sleep", "data": {"seconds": 0.1}}]
+    )
     spawn_worker(live_server.url)
     done = producer(live_server).wait_for(job["job_id"], timeout=20)
     assert done["state"] == "completed" and done["attempt"] == 1
@@ -34,8 +36,11 @@ def test_killed_worker_mid_job_completes_on_another_worker_with_attempt_2(live_s
     client = producer(live_server)
     job = client.enqueue("survives a crash", [{"module": "sleep", "data": {"seconds": 2}}])
     first = spawn_worker(live_server.url)
-    wait_until(lambda: client.job(job["job_id"])["worker_id"] == first.worker_id, timeout=20,
-               message="first worker took the job")
+    wait_until(
+        lambda: client.job(job["job_id"])["worker_id"] == first.worker_id,
+        timeout=20,
+        message="first worker took the job",
+    )
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     second = spawn_worker(live_server.url)
@@ -91,7 +96,19 @@ def test_job_client_raises_client_error_with_the_json_error(live_server):
 def test_manage_py_worker_burst_drains_the_queue(live_server, runner):
     client = producer(live_server, queue="cli")
     jobs = [client.enqueue(f"j{i}", [{"module": "echo", "data": i}]) for i in range(3)]
-    result = runner.invoke(args=["worker", "--url", live_server.url, "--queue", "cli", "--burst",
-                                 "--poll-interval", "0.05", "--worker-id", "cli-worker"])
+    result = runner.invoke(
+        args=[
+            "worker",
+            "--url",
+            live_server.url,
+            "--queue",
+            "cli",
+            "--burst",
+            "--poll-interval",
+            "0.05",
+            "--worker-id",
+            "cli-worker",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert all(client.job(j["job_id"])["state"] == "completed" for j in jobs)

@@ -1,8 +1,8 @@
 """Publish fixtures: puzzles generated in-process (the artist run directly, no worker)."""
+
 from pathlib import Path
 
 import pytest
-
 from helpers import auth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,9 +14,11 @@ def make_puzzle(app, client):
     from object_challenge.publish import artist
 
     def make(rows=2, cols=3, table_width=1000, table_height=800, seed=1):
-        answer = client.post("/newapi/puzzle/", headers=auth("token_admin"),
-                             json={"rows": rows, "cols": cols, "table_width": table_width,
-                                   "table_height": table_height})
+        answer = client.post(
+            "/newapi/puzzle/",
+            headers=auth("token_admin"),
+            json={"rows": rows, "cols": cols, "table_width": table_width, "table_height": table_height},
+        )
         assert answer.status_code == 202, answer.get_json()
         puzzle_id = answer.get_json()["puzzle_id"]
         with app.app_context():
@@ -64,8 +66,9 @@ class Player:
         return {p["id"]: p for p in answer.get_json()["pieces"]}
 
     def updates(self, since=0):
-        answer = self.client.get(f"/newapi/puzzle/{self.puzzle_id}/updates/", headers=self.headers,
-                                 query_string={"since": since})
+        answer = self.client.get(
+            f"/newapi/puzzle/{self.puzzle_id}/updates/", headers=self.headers, query_string={"since": since}
+        )
         assert answer.status_code == 200, answer.get_json()
         return answer.get_json()["updates"]
 
@@ -78,12 +81,10 @@ def player(client):
 # -- through the gateway (the session-wide ``stack`` of tests/conftest.py) -------
 
 
-
 @pytest.fixture(scope="session")
 def players(stack):
     """``players(n)`` -> n tokens of distinct users on the stack (made once, in one process)."""
     import requests
-
     from helpers import wait_until
 
     made = []
@@ -95,8 +96,11 @@ def players(stack):
             stack.add_users(missing)
             made.extend(missing)
             last = "tok_" + missing[-1]
-            wait_until(lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth(last),
-                                            timeout=5).status_code == 200, timeout=10, message="new tokens at the edge")
+            wait_until(
+                lambda: requests.get(f"{stack.url}/newapi/whoami", headers=auth(last), timeout=5).status_code == 200,
+                timeout=10,
+                message="new tokens at the edge",
+            )
         return ["tok_" + name for name in names]
 
     return make

@@ -1,14 +1,15 @@
 """The publish contract in-process: create, read, token, move, joins, completion, catch-up."""
+
 import json
 
 import pytest
-
 from helpers import auth
 
 
 def test_create_needs_admin(client):
-    answer = client.post("/newapi/puzzle/", headers=auth("token_1"),
-                         json={"rows": 2, "cols": 2, "table_width": 500, "table_height": 500})
+    answer = client.post(
+        "/newapi/puzzle/", headers=auth("token_1"), json={"rows": 2, "cols": 2, "table_width": 500, "table_height": 500}
+    )
     assert answer.status_code == 403
 
 
@@ -17,18 +18,21 @@ def test_create_needs_credentials(client):
     assert answer.status_code == 401
 
 
-@pytest.mark.parametrize("body", [
-    {"rows": 0, "cols": 2, "table_width": 500, "table_height": 500},
-    {"rows": 1, "cols": 1, "table_width": 500, "table_height": 500},
-    {"rows": "2", "cols": 2, "table_width": 500, "table_height": 500},
-    {"rows": 2.5, "cols": 2, "table_width": 500, "table_height": 500},
-    {"rows": True, "cols": 2, "table_width": 500, "table_height": 500},
-    {"rows": 2, "cols": 2, "table_width": 500},
-    {"rows": 2, "cols": 2, "table_width": -5, "table_height": 500},
-    {"rows": 100, "cols": 100, "table_width": 500, "table_height": 500},
-    {"rows": 101, "cols": 2, "table_width": 50000, "table_height": 50000},
-    [1, 2],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"rows": 0, "cols": 2, "table_width": 500, "table_height": 500},
+        {"rows": 1, "cols": 1, "table_width": 500, "table_height": 500},
+        {"rows": "2", "cols": 2, "table_width": 500, "table_height": 500},
+        {"rows": 2.5, "cols": 2, "table_width": 500, "table_height": 500},
+        {"rows": True, "cols": 2, "table_width": 500, "table_height": 500},
+        {"rows": 2, "cols": 2, "table_width": 500},
+        {"rows": 2, "cols": 2, "table_width": -5, "table_height": 500},
+        {"rows": 100, "cols": 100, "table_width": 500, "table_height": 500},
+        {"rows": 101, "cols": 2, "table_width": 50000, "table_height": 50000},
+        [1, 2],
+    ],
+)
 def test_bad_sizes_are_400(client, body):
     answer = client.post("/newapi/puzzle/", headers=auth("token_admin"), json=body)
     assert answer.status_code == 400, answer.get_json()
@@ -36,8 +40,11 @@ def test_bad_sizes_are_400(client, body):
 
 
 def test_create_queues_a_puzzle_create_job(app, client):
-    answer = client.post("/newapi/puzzle/", headers=auth("token_admin"),
-                         json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800})
+    answer = client.post(
+        "/newapi/puzzle/",
+        headers=auth("token_admin"),
+        json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800},
+    )
     assert answer.status_code == 202
     body = answer.get_json()
     job = client.get(f"/newapi/jobs/{body['job_id']}", headers=auth("token_admin")).get_json()
@@ -47,8 +54,11 @@ def test_create_queues_a_puzzle_create_job(app, client):
 
 
 def test_token_on_a_generating_puzzle_is_409(client):
-    answer = client.post("/newapi/puzzle/", headers=auth("token_admin"),
-                         json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800})
+    answer = client.post(
+        "/newapi/puzzle/",
+        headers=auth("token_admin"),
+        json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800},
+    )
     puzzle_id = answer.get_json()["puzzle_id"]
     assert client.get(f"/newapi/puzzle/{puzzle_id}/piece/1/token/", headers=auth("token_1")).status_code == 409
 
@@ -155,8 +165,17 @@ def test_token_for_another_piece_is_409(make_puzzle, player):
     assert p.move(5, token, 20, 30).status_code == 204
 
 
-@pytest.mark.parametrize("body", [{"y": 1}, {"x": "left", "y": 1}, {"x": 1, "y": None}, {"x": True, "y": 1},
-                                  {"x": 1, "y": 1, "r": "up"}, {"x": float("nan"), "y": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"y": 1},
+        {"x": "left", "y": 1},
+        {"x": 1, "y": None},
+        {"x": True, "y": 1},
+        {"x": 1, "y": 1, "r": "up"},
+        {"x": float("nan"), "y": 1},
+    ],
+)
 def test_bad_coordinates_are_400_and_consume_nothing(make_puzzle, player, client, body):
     p = player("token_1", make_puzzle())
     token = p.token(5).get_json()["token"]
@@ -240,7 +259,7 @@ def test_joining_the_fixed_piece_makes_the_group_immovable(make_puzzle, player):
 
 
 def test_following_the_solution_completes_the_puzzle(make_puzzle, player, app):
-    from object_challenge.models.puzzle import Puzzle
+    from object_challenge.publish.models import Puzzle
 
     puzzle_id = make_puzzle(rows=3, cols=3)
     p = player("token_1", puzzle_id)

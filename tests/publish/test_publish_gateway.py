@@ -1,4 +1,5 @@
 """The publish contract through the real gateway: the whole stack as `make run` starts it."""
+
 import http.client
 import json
 import random
@@ -8,13 +9,16 @@ from types import SimpleNamespace
 
 import redis as redis_lib
 import requests
-
 from helpers import auth, wait_until
 
 
 def create(stack, rows, cols, width=1000, height=800):
-    answer = requests.post(f"{stack.url}/newapi/puzzle/", headers=auth("token_admin"), timeout=10,
-                           json={"rows": rows, "cols": cols, "table_width": width, "table_height": height})
+    answer = requests.post(
+        f"{stack.url}/newapi/puzzle/",
+        headers=auth("token_admin"),
+        timeout=10,
+        json={"rows": rows, "cols": cols, "table_width": width, "table_height": height},
+    )
     assert answer.status_code == 202, answer.text
     body = answer.json()
     assert set(body) >= {"puzzle_id", "job_id"}
@@ -38,12 +42,14 @@ class Client:
         self.session.headers.update(auth(token))
 
     def token(self, piece, mark=None):
-        return self.session.get(f"{self.base}/piece/{piece}/token/", params={"mark": mark} if mark else None,
-                                timeout=10)
+        return self.session.get(
+            f"{self.base}/piece/{piece}/token/", params={"mark": mark} if mark else None, timeout=10
+        )
 
     def move(self, piece, token, x, y, r=0):
-        return self.session.patch(f"{self.base}/piece/{piece}/move/", json={"token": token, "x": x, "y": y, "r": r},
-                                  timeout=10)
+        return self.session.patch(
+            f"{self.base}/piece/{piece}/move/", json={"token": token, "x": x, "y": y, "r": r}, timeout=10
+        )
 
     def take_and_move(self, piece, x, y):
         grant = self.token(piece)
@@ -128,8 +134,7 @@ def test_since_through_the_gateway(stack, edge):
     player = Client(edge, "token_2", puzzle_id)
     for n in (1, 2, 3):
         player.take_and_move(n, 100 * n, 600)
-    answer = requests.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/updates/?since=1", headers=auth("token_1"),
-                          timeout=5)
+    answer = requests.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/updates/?since=1", headers=auth("token_1"), timeout=5)
     assert answer.status_code == 200
     body = answer.json()
     assert body["puzzle_id"] == puzzle_id
@@ -144,8 +149,9 @@ def test_fifty_players_racing_for_one_piece_get_exactly_one_token(stack, edge, p
     def ask(token):
         session = requests.Session()
         barrier.wait()
-        return session.get(f"{edge}/newapi/puzzle/{puzzle_id}/piece/4/token/", headers=auth(token),
-                           timeout=10).status_code
+        return session.get(
+            f"{edge}/newapi/puzzle/{puzzle_id}/piece/4/token/", headers=auth(token), timeout=10
+        ).status_code
 
     with ThreadPoolExecutor(50) as pool:
         codes = list(pool.map(ask, tokens))
@@ -159,8 +165,16 @@ def test_two_hundred_concurrent_moves_equal_their_serial_replay(stack, edge, pla
     puzzle_id = create(stack, 8, 8, 1600, 1600)
     tokens = players(20)
     client = redis_lib.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
-    board = Board(client, {"PIECE_LOCK_SECONDS": 5, "MOVE_TOKEN_SECONDS": 300, "MOVE_RATE_LIMIT": 10**6,
-                           "MOVE_RATE_WINDOW_SECONDS": 13, "MOVE_BAN_SECONDS": 1})
+    board = Board(
+        client,
+        {
+            "PIECE_LOCK_SECONDS": 5,
+            "MOVE_TOKEN_SECONDS": 300,
+            "MOVE_RATE_LIMIT": 10**6,
+            "MOVE_RATE_WINDOW_SECONDS": 13,
+            "MOVE_BAN_SECONDS": 1,
+        },
+    )
     meta, initial_pieces = board.state(puzzle_id)  # straight from Redis: no cached answer can be older
     solution = Client(stack, "token_1", puzzle_id).solution()
     accepted, lock = [], threading.Lock()
@@ -191,8 +205,15 @@ def test_two_hundred_concurrent_moves_equal_their_serial_replay(stack, edge, pla
 
     replay_id = 10**9 + puzzle_id
     pieces = [SimpleNamespace(**p, cx=solution[p["id"]]["x"], cy=solution[p["id"]]["y"]) for p in initial_pieces]
-    board.load(SimpleNamespace(puzzle_id=replay_id, pieces=pieces, status="active", seq=0, **{
-        k: meta[k] for k in ("rows", "cols", "table_width", "table_height", "piece_width", "piece_height")}))
+    board.load(
+        SimpleNamespace(
+            puzzle_id=replay_id,
+            pieces=pieces,
+            status="active",
+            seq=0,
+            **{k: meta[k] for k in ("rows", "cols", "table_width", "table_height", "piece_width", "piece_height")},
+        )
+    )
     try:
         for seq, n, x, y in accepted:
             grant = board.token(replay_id, n, 1)
@@ -220,8 +241,12 @@ def test_following_the_solution_completes_the_puzzle(stack, edge):
     assert {(p["x"], p["y"]) for p in state["pieces"]} == {(s["x"], s["y"]) for s in solution.values()}
     assert player.token(1).status_code == 400
     # written back: at once by the service, within a scheduler pass when the gateway applied it
-    wait_until(lambda: f"{puzzle_id:>5}  2x3       complete" in stack.manage("puzzle", "list").stdout,
-               timeout=10, interval=0.5, message="the completed puzzle in MongoDB")
+    wait_until(
+        lambda: f"{puzzle_id:>5}  2x3       complete" in stack.manage("puzzle", "list").stdout,
+        timeout=10,
+        interval=0.5,
+        message="the completed puzzle in MongoDB",
+    )
 
 
 def test_move_answers_in_the_contract_order(stack, edge):
@@ -229,23 +254,37 @@ def test_move_answers_in_the_contract_order(stack, edge):
     url = f"{edge}/newapi/puzzle/{puzzle_id}/piece/1/move/"
     token = Client(edge, "token_1", puzzle_id).token(1).json()["token"]
     assert requests.patch(url, json={"token": token, "x": 1, "y": 1}, timeout=5).status_code == 401
-    assert requests.patch(url, json={"token": token, "x": "a", "y": 1}, headers=auth("token_1"),
-                          timeout=5).status_code == 400
-    assert requests.patch(url, json={"token": token, "x": 1, "y": 1}, headers=auth("token_2"),
-                          timeout=5).status_code == 409
-    assert requests.patch(url, json={"token": token, "x": 1, "y": 1}, headers=auth("token_1"),
-                          timeout=5).status_code == 204
+    assert (
+        requests.patch(url, json={"token": token, "x": "a", "y": 1}, headers=auth("token_1"), timeout=5).status_code
+        == 400
+    )
+    assert (
+        requests.patch(url, json={"token": token, "x": 1, "y": 1}, headers=auth("token_2"), timeout=5).status_code
+        == 409
+    )
+    assert (
+        requests.patch(url, json={"token": token, "x": 1, "y": 1}, headers=auth("token_1"), timeout=5).status_code
+        == 204
+    )
 
 
 def test_bad_sizes_through_the_gateway_are_400(stack):
-    answer = requests.post(f"{stack.url}/newapi/puzzle/", headers=auth("token_admin"), timeout=5,
-                           json={"rows": 0, "cols": 3, "table_width": 100, "table_height": 100})
+    answer = requests.post(
+        f"{stack.url}/newapi/puzzle/",
+        headers=auth("token_admin"),
+        timeout=5,
+        json={"rows": 0, "cols": 3, "table_width": 100, "table_height": 100},
+    )
     assert answer.status_code == 400
 
 
 def test_creating_needs_admin_through_the_gateway(stack):
-    answer = requests.post(f"{stack.url}/newapi/puzzle/", headers=auth("token_1"), timeout=5,
-                           json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800})
+    answer = requests.post(
+        f"{stack.url}/newapi/puzzle/",
+        headers=auth("token_1"),
+        timeout=5,
+        json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800},
+    )
     assert answer.status_code == 403
 
 
@@ -291,8 +330,9 @@ def test_a_cached_puzzle_is_never_served_to_anonymous_callers(stack):
 def test_a_forged_user_id_is_no_identity(stack, edge):
     puzzle_id = create(stack, 2, 3)
     forged = {"X-User-Id": "1", "X-User-Role": "admin", "X-Gateway-Secret": "guess"}
-    assert requests.get(f"{edge}/newapi/puzzle/{puzzle_id}/piece/1/token/", headers=forged,
-                        timeout=5).status_code == 401
+    assert (
+        requests.get(f"{edge}/newapi/puzzle/{puzzle_id}/piece/1/token/", headers=forged, timeout=5).status_code == 401
+    )
     assert requests.get(f"{edge}/newapi/puzzle/{puzzle_id}/updates/", headers=forged, timeout=5).status_code == 401
 
 
@@ -325,8 +365,11 @@ def test_a_board_redis_lost_comes_back_from_mongodb_as_written_back(stack, edge)
     player = Client(edge, "token_1", puzzle_id)
     player.take_and_move(1, 30, 40)
     player.take_and_move(2, 230, 40)
-    wait_until(lambda: client.zscore(keys.DIRTY, puzzle_id) is None, timeout=10,
-               message="the scheduler to write the idle puzzle back")
+    wait_until(
+        lambda: client.zscore(keys.DIRTY, puzzle_id) is None,
+        timeout=10,
+        message="the scheduler to write the idle puzzle back",
+    )
     written = client.hgetall(keys.pieces(puzzle_id))
     client.delete(*client.keys(f"{keys.meta(puzzle_id)}*"))  # the live state is gone
     answer = player.take_and_move(3, 430, 40)

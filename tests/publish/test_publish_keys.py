@@ -1,4 +1,5 @@
 """The Lua side (lua/oc/publish.lua, moves.lua) builds the same Redis keys as publish/keys.py."""
+
 import re
 from pathlib import Path
 
@@ -21,8 +22,14 @@ def test_the_shared_lua_keys_match():
 
 def test_moves_lua_builds_the_per_puzzle_keys_like_python():
     text = (LUA / "moves.lua").read_text()
-    for suffix, built in ((":pieces", keys.pieces(7)), (":groups", keys.groups(7)), (":updates", keys.updates(7)),
-                          (":token:", keys.token(7, 3)[:-1]), (":lock:", keys.lock(7, 3)[:-1]),
-                          (":rate:", keys.rate(7, 5)[:-1]), (":ban:", keys.ban(7, 5)[:-1])):
+    for suffix, built in (
+        (":pieces", keys.pieces(7)),
+        (":groups", keys.groups(7)),
+        (":updates", keys.updates(7)),
+        (":token:", keys.token(7, 3)[:-1]),
+        (":lock:", keys.lock(7, 3)[:-1]),
+        (":rate:", keys.rate(7, 5)[:-1]),
+        (":ban:", keys.ban(7, 5)[:-1]),
+    ):
         assert f's .. "{suffix}"' in text, suffix
         assert keys.meta(7) + suffix == built

@@ -1,10 +1,10 @@
 """Move rate and bans; write-back to MongoDB; reload after a Redis loss; serialized moves."""
+
 import json
 import random
 import threading
 
 import pytest
-
 from helpers import auth
 
 
@@ -95,8 +95,8 @@ def test_a_move_after_redis_loss_reloads_the_board(app, make_puzzle, player, red
 
 
 def test_flush_due_writes_back_idle_puzzles_only(app, make_puzzle, player, redis):
-    from object_challenge.models.puzzle import Puzzle
     from object_challenge.publish import flush, keys
+    from object_challenge.publish.models import Puzzle
 
     puzzle_id = make_puzzle()
     player("token_1", puzzle_id).take_and_move(1, 50, 60)
@@ -119,8 +119,8 @@ def test_flush_due_writes_back_puzzles_dirty_too_long(app, make_puzzle, player, 
 
 
 def test_an_older_snapshot_never_overwrites_a_newer_one(app, make_puzzle, player):
-    from object_challenge.models.puzzle import Puzzle
     from object_challenge.publish import flush
+    from object_challenge.publish.models import Puzzle
 
     puzzle_id = make_puzzle()
     player("token_1", puzzle_id).take_and_move(1, 50, 60)
@@ -141,12 +141,12 @@ def test_cli_flush_and_reload(app, runner, make_puzzle, player, redis):
 
 def test_concurrent_moves_equal_their_serial_replay(app, make_puzzle, player):
     """20 threads x 10 moves straight on the board: seqs 1..N, replay in seq order gives the same board."""
-    from object_challenge.models.puzzle import Piece, Puzzle
     from object_challenge.publish.board import Board, Refused
+    from object_challenge.publish.models import Piece, Puzzle
 
     puzzle_id = make_puzzle(rows=6, cols=6, table_width=1200, table_height=1200)
     with app.app_context():
-        from object_challenge.extensions import redis as proxy
+        from object_challenge.core.extensions import redis as proxy
 
         client = proxy.client
         cfg = dict(app.config, MOVE_RATE_LIMIT=10**6)
@@ -176,11 +176,21 @@ def test_concurrent_moves_equal_their_serial_replay(app, make_puzzle, player):
     assert [a[0] for a in accepted] == list(range(1, 201))
 
     replay_id = puzzle_id + 10**6
-    clone = Puzzle(puzzle_id=replay_id, rows=initial.rows, cols=initial.cols, table_width=initial.table_width,
-                   table_height=initial.table_height, piece_width=initial.piece_width,
-                   piece_height=initial.piece_height, status="active", seq=0,
-                   pieces=[Piece(**{k: getattr(q, k) for k in ("id", "x", "y", "r", "group", "immovable", "cx", "cy")})
-                           for q in initial.pieces])
+    clone = Puzzle(
+        puzzle_id=replay_id,
+        rows=initial.rows,
+        cols=initial.cols,
+        table_width=initial.table_width,
+        table_height=initial.table_height,
+        piece_width=initial.piece_width,
+        piece_height=initial.piece_height,
+        status="active",
+        seq=0,
+        pieces=[
+            Piece(**{k: getattr(q, k) for k in ("id", "x", "y", "r", "group", "immovable", "cx", "cy")})
+            for q in initial.pieces
+        ],
+    )
     board = Board(client, cfg)
     board.load(clone)
     for seq, n, x, y in accepted:
@@ -198,7 +208,7 @@ def test_since_returns_at_least_the_last_1000(app, make_puzzle, client):
 
     puzzle_id = make_puzzle(rows=2, cols=2, table_width=400, table_height=400)
     with app.app_context():
-        from object_challenge.extensions import redis as proxy
+        from object_challenge.core.extensions import redis as proxy
 
         board = Board(proxy.client, dict(app.config, MOVE_RATE_LIMIT=10**6))
         for i in range(1100):
@@ -208,7 +218,6 @@ def test_since_returns_at_least_the_last_1000(app, make_puzzle, client):
     assert len(updates) >= 1000
     assert updates[-1]["seq"] == 1100
     assert [u["seq"] for u in updates] == list(range(1101 - len(updates), 1101))
-
 
 
 def test_idle_written_back_boards_leave_redis_and_come_back(app, make_puzzle, player, redis):

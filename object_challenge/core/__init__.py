@@ -1,0 +1,1 @@
+"""The ground floor every package stands on: config, errors, store handles, keys, logging."""

@@ -1,1 +1,0 @@
-"""The gateway tests use the session-wide ``stack`` and ``gateway`` fixtures of tests/conftest.py."""
