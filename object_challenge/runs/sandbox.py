@@ -1,0 +1,664 @@
+"""Run one untrusted command in a bubblewrap sandbox, with limits, streaming its output.
+
+Layers (docs/runs.md says what each one stops, measured):
+
+- bwrap ``--unshare-all --unshare-user --disable-userns``: new user, pid, net, ipc,
+  uts, cgroup namespaces; the network namespace has only an unconfigured loopback.
+  The filesystem is a fresh root: /usr read-only (and the /bin, /lib... links into it),
+  a few /etc files, a private /proc and /dev, a size-capped tmpfs /tmp, and the run's
+  work directory read-write at /box. Nothing else of the host (no repo, no /root).
+- a run uid of its own: when the worker is root, each Box takes a free uid from a
+  locked range and bwrap is started as that uid, so RLIMIT_NPROC counts only this run's
+  processes and a final sweep can kill every process of that uid. Inside, the program
+  sees uid 65534.
+- rlimits set before exec (CPU, AS, NPROC, FSIZE, NOFILE, CORE=0), inherited by all.
+- cgroup v1 ``memory`` and ``pids`` (nested under the worker's own cgroups) when
+  writable: a total memory cap with an OOM-kill we can see, and a pids cap.
+- seccomp (seccomp.py) denying non-AF_UNIX sockets, io_uring, ptrace, ...
+- the wall clock: bwrap runs in its own session; on overrun, cancel or output cap the
+  whole process group is killed; ``--die-with-parent`` and the pid namespace make
+  everything inside die with it (a ``setsid`` child included).
+"""
+import codecs
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from .seccomp import build_filter
+
+BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
+INSIDE = "/box"
+SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "HOME": INSIDE, "LANG": "C.UTF-8"}
+ETC_FILES = ("/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime")
+RUN_UID_BASE, RUN_UID_COUNT = 61000, 256
+INNER_ID = "65534"
+FLUSH_EVERY_S = 0.1
+CANCEL_POLL_S = 0.2
+DRAIN_AFTER_EXIT_S = 0.5
+MB = 1024 * 1024
+
+
+@dataclass
+class Limits:
+    wall_s: float = 10
+    cpu_s: float = 5
+    memory_mb: int = 256
+    processes: int = 64
+    output_kb: int = 64
+    file_mb: int = 16
+    tmp_mb: int = 16
+    open_files: int = 64
+
+
+@dataclass
+class Outcome:
+    """What happened to one sandboxed command (raw facts; execute.py names the verdict)."""
+    exit_code: int | None = None
+    signal: int | None = None
+    cpu_ms: int = 0
+    wall_ms: int = 0
+    memory_kb: int | None = None
+    truncated: bool = False
+    killed_for: str | None = None        # "wall" | "output" | "cancel" | None
+    memory_exceeded: bool = False        # the cgroup OOM-killed something
+    started: bool = True                 # False: bwrap could not set the sandbox up
+    error: str | None = None             # bwrap's own complaint when not started
+    output_bytes: int = 0
+    tail: dict = field(default_factory=dict)   # last bytes per stream, for diagnosis
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+class Box:
+    """One run's sandbox: a work directory, a uid and cgroups, used for every stage.
+
+    ``with Box() as box: box.run(argv, limits, ...)``. On exit every process of the
+    run is killed, the cgroups removed and the work directory deleted.
+    """
+
+    def __init__(self, base_dir=None):
+        self.base_dir = base_dir or os.path.join(tempfile.gettempdir(), "oc-runs")
+        self.work_dir = None
+        self.uid = None
+        self._lock_fd = None
+        self._cgroups = []
+        self._oom_kills = 0
+
+    # -- life cycle -------------------------------------------------------------
+    def __enter__(self):
+        become_subreaper()
+        os.makedirs(self.base_dir, mode=0o711, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chmod(self.base_dir, 0o711)
+            self.uid = self._take_uid()
+        self.work_dir = tempfile.mkdtemp(prefix="box-", dir=self.base_dir)
+        self._cgroups = _make_cgroups(os.path.basename(self.work_dir))
+        return self
+
+    def __exit__(self, *exc):
+        self.kill_all()
+        for path in self._cgroups:
+            _remove_cgroup(path)
+        if self.work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+        return False
+
+    def hand_over(self):
+        """Give the work directory (as written by the worker) to the run uid."""
+        if self.uid is None:
+            return
+        for root, dirs, files in os.walk(self.work_dir):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), self.uid, self.uid, follow_symlinks=False)
+        os.chown(self.work_dir, self.uid, self.uid)
+
+    def _take_uid(self):
+        lock_dir = os.path.join(self.base_dir, ".uids")
+        os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+        for uid in range(RUN_UID_BASE, RUN_UID_BASE + RUN_UID_COUNT):
+            fd = os.open(os.path.join(lock_dir, str(uid)), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._lock_fd = fd
+            _kill_uid(uid)          # leftovers of a crashed worker, if any
+            return uid
+        raise SandboxError("no free run uid: too many concurrent runs on this host")
+
+    def kill_all(self):
+        """Kill every process of this run (pid namespace gone already; this is the sweep)."""
+        for path in self._cgroups:
+            _kill_cgroup(path)
+        if self.uid is not None:
+            _kill_uid(self.uid)
+
+    # -- one command --------------------------------------------------------------
+    def command(self, argv, limits):
+        cmd = [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns",
+               "--die-with-parent", "--new-session", "--uid", INNER_ID, "--gid", INNER_ID,
+               "--hostname", "box", "--ro-bind", "/usr", "/usr"]
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(top):
+                cmd += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                cmd += ["--ro-bind", top, top]
+        for path in ETC_FILES:
+            cmd += ["--ro-bind-try", path, path]
+        cmd += ["--proc", "/proc", "--dev", "/dev",
+                "--size", str(limits.tmp_mb * MB), "--tmpfs", "/tmp",
+                "--bind", self.work_dir, INSIDE, "--chdir", INSIDE]
+        return cmd
+
+    def run(self, argv, limits, *, stdin=b"", on_output=None, should_cancel=None):
+        """Run argv (a list; never a shell) inside the box. Returns an Outcome."""
+        filt = build_filter()
+        keep = []
+        seccomp_fd = status_r = status_w = stdin_fd = None
+        try:
+            cmd = self.command(argv, limits)
+            if filt is not None:
+                seccomp_fd = _memfd("oc-seccomp", filt)
+                cmd += ["--seccomp", str(seccomp_fd)]
+                keep.append(seccomp_fd)
+            status_r, status_w = os.pipe()
+            keep.append(status_w)
+            cmd += ["--json-status-fd", str(status_w), "--", *argv]
+            stdin_fd = _memfd("oc-stdin", stdin if isinstance(stdin, bytes) else stdin.encode())
+            for path in self._cgroups:
+                _reset_cgroup(path, limits)
+            started = time.monotonic()
+            proc = subprocess.Popen(
+                cmd, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=dict(SANDBOX_ENV), close_fds=True, pass_fds=keep,
+                preexec_fn=_preexec(self.uid, _rlimits(limits, self.uid), self._cgroups))
+            os.close(status_w)
+            status_w = None
+            outcome = _pump(proc, limits, started, on_output, should_cancel)
+            outcome.wall_ms = int((time.monotonic() - started) * 1000)
+            inner = _read_status(status_r, outcome)
+            self.kill_all()
+            _add_inner_usage(inner, outcome)
+            self._read_cgroups(outcome)
+            return outcome
+        finally:
+            for fd in (seccomp_fd, status_r, status_w, stdin_fd):
+                if fd is not None:
+                    os.close(fd)
+
+    def _read_cgroups(self, outcome):
+        for path in self._cgroups:
+            if "/memory/" in path:
+                kills = _read_oom_kills(path)
+                outcome.memory_exceeded = kills > self._oom_kills
+                self._oom_kills = kills
+
+
+# -- process start -----------------------------------------------------------------
+def _rlimits(limits, uid):
+    processes = limits.processes + 3      # bwrap, its pid-1 reaper, the program
+    if uid is None:                       # counted per real uid: the worker's own too
+        processes += _count_uid_processes(os.getuid())
+    cpu = max(1, int(limits.cpu_s + 0.999))
+    fsize = limits.file_mb * MB
+    return [
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_AS, (limits.memory_mb * MB, limits.memory_mb * MB)),
+        (resource.RLIMIT_NPROC, (processes, processes)),
+        (resource.RLIMIT_FSIZE, (fsize, fsize)),
+        (resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files)),
+    ]
+
+
+def _preexec(uid, rlimits, cgroups):
+    procs_files = [os.path.join(p, "cgroup.procs") for p in cgroups]
+
+    def preexec():
+        os.setsid()
+        for path in procs_files:
+            fd = os.open(path, os.O_WRONLY)
+            os.write(fd, b"0")
+            os.close(fd)
+        for which, value in rlimits:
+            resource.setrlimit(which, value)
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return preexec
+
+
+def _memfd(name, data):
+    fd = os.memfd_create(name, 0) if hasattr(os, "memfd_create") else _tmpfd()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _tmpfd():
+    fd, path = tempfile.mkstemp()
+    os.unlink(path)
+    return fd
+
+
+# -- output and limits while it runs -------------------------------------------------
+class _Stream:
+    def __init__(self, name):
+        self.name = name
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending = []
+        self.tail = b""
+
+    def take(self, data, final=False):
+        self.tail = (self.tail + data)[-2048:]
+        text = self.decoder.decode(data, final)
+        if text:
+            self.pending.append(text)
+
+
+def _pump(proc, limits, started, on_output, should_cancel):
+    """Read both pipes as data comes, enforce wall/output/cancel, reap. Returns Outcome."""
+    outcome = Outcome()
+    cap = limits.output_kb * 1024
+    streams = {proc.stdout.fileno(): _Stream("stdout"), proc.stderr.fileno(): _Stream("stderr")}
+    sel = selectors.DefaultSelector()
+    for fd in streams:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    pidfd = _pidfd(proc.pid)     # readable when bwrap exits: no polling latency
+    if pidfd is not None:
+        sel.register(pidfd, selectors.EVENT_READ)
+    deadline = started + limits.wall_s
+    last_flush = last_cancel_poll = started
+    status = rusage = None
+    exited_at = None
+
+    def flush():
+        for stream in streams.values():
+            if stream.pending and on_output:
+                on_output(stream.name, "".join(stream.pending))
+            stream.pending.clear()
+
+    def kill(reason):
+        if outcome.killed_for is None:
+            outcome.killed_for = reason
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    try:
+        while True:
+            now = time.monotonic()
+            if status is None:
+                pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    status, rusage, exited_at = st, ru, now
+                    if pidfd is not None:
+                        sel.unregister(pidfd)
+            open_fds = [fd for fd in sel.get_map() if fd in streams]
+            if status is not None and (not open_fds or now - exited_at > DRAIN_AFTER_EXIT_S):
+                break
+            if status is None and now >= deadline:
+                kill("wall")
+            if should_cancel and status is None and now - last_cancel_poll >= CANCEL_POLL_S:
+                last_cancel_poll = now
+                if should_cancel():
+                    kill("cancel")
+            wait = min(FLUSH_EVERY_S / 2, max(0.0, deadline - now) + 0.01)
+            if not sel.get_map():
+                wait = min(wait, 0.005)
+            for key, _ in (sel.select(wait) if sel.get_map() else _sleep(wait)):
+                fd = key.fd
+                if fd not in streams:
+                    continue
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                stream = streams[fd]
+                if not data:
+                    sel.unregister(fd)
+                    stream.take(b"", final=True)
+                    continue
+                room = cap - outcome.output_bytes
+                if len(data) > room:
+                    data = data[:max(room, 0)]
+                    outcome.truncated = True
+                    kill("output")
+                outcome.output_bytes += len(data)
+                stream.take(data)
+            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                flush()
+                last_flush = time.monotonic()
+    finally:
+        if status is None:
+            kill(outcome.killed_for or "internal")
+            _, status, rusage = os.wait4(proc.pid, 0)
+        proc.returncode = status    # reaped by hand (wait4 gives the rusage); Popen must not
+        for stream in streams.values():
+            stream.take(b"", final=True)
+        flush()
+        sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
+        proc.stdout.close()
+        proc.stderr.close()
+    outcome.tail = {s.name: s.tail for s in streams.values()}
+    outcome.cpu_ms = int((rusage.ru_utime + rusage.ru_stime) * 1000)
+    outcome.memory_kb = rusage.ru_maxrss
+    if os.WIFSIGNALED(status):
+        outcome.signal = os.WTERMSIG(status)
+    else:
+        outcome.exit_code = os.WEXITSTATUS(status)
+    return outcome
+
+
+def _pidfd(pid):
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _sleep(seconds):
+    time.sleep(seconds)
+    return []
+
+
+def _read_status(fd, outcome):
+    """bwrap's --json-status-fd: {"child-pid"} once the sandbox is up, then {"exit-code"}."""
+    raw = b""
+    with contextlib.suppress(OSError):
+        os.set_blocking(fd, False)
+        while chunk := os.read(fd, 4096):
+            raw += chunk
+    docs = []
+    for line in raw.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            docs.append(json.loads(line))
+    inner = next((d["child-pid"] for d in docs if "child-pid" in d), None)
+    outcome.started = inner is not None or outcome.killed_for is not None
+    if not outcome.started:
+        outcome.error = outcome.tail.get("stderr", b"").decode(errors="replace").strip()
+        return None
+    # bwrap reports a program killed by signal N as exit code 128+N
+    if outcome.signal is None and outcome.exit_code is not None and outcome.exit_code > 128 \
+            and outcome.killed_for is None:
+        outcome.signal, outcome.exit_code = outcome.exit_code - 128, None
+    return inner
+
+
+# -- reaping the sandbox's pid 1 -----------------------------------------------------
+_PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
+_subreaper = None
+
+
+def become_subreaper():
+    """Make this process the reaper of orphans it started (once per process).
+
+    bwrap's outer process exits as soon as the sandbox's pid 1 reports the program's
+    status, before pid 1 is reaped; pid 1 is then an orphan. As its subreaper the
+    worker reaps it, which keeps zombies from piling up (in a container whose pid 1
+    does not reap) and gives the rusage of the whole run (pid 1 reaped the program).
+    """
+    global _subreaper
+    if _subreaper is None:
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _subreaper = False
+    return _subreaper
+
+
+def _add_inner_usage(pid, outcome, timeout=2.0):
+    if pid is None or not _subreaper:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got, _, usage = os.wait4(pid, os.WNOHANG)
+        except ChildProcessError:      # not ours (not reparented to us): no figures
+            return
+        if got:
+            break
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _, _, usage = os.wait4(pid, 0)
+            break
+        time.sleep(0.002)
+    outcome.cpu_ms += int((usage.ru_utime + usage.ru_stime) * 1000)
+    outcome.memory_kb = max(outcome.memory_kb or 0, usage.ru_maxrss)
+
+
+# -- uids ------------------------------------------------------------------------------
+def _uid_pids(uid):
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as f:
+                status = f.read()
+        except OSError:
+            continue
+        # a zombie is already dead (an orphaned pid-1 of a run waits for the host's init)
+        if b"\nState:\tZ" in status:
+            continue
+        for line in status.splitlines():
+            if line.startswith(b"Uid:"):
+                if int(line.split()[1]) == uid:
+                    pids.append(int(name))
+                break
+    return pids
+
+
+def _count_uid_processes(uid):
+    return len(_uid_pids(uid))
+
+
+def _kill_uid(uid, rounds=50):
+    """Kill every process of a run uid (never the worker's: only called for run uids)."""
+    for _ in range(rounds):
+        pids = _uid_pids(uid)
+        if not pids:
+            return True
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+    return not _uid_pids(uid)
+
+
+# -- cgroups (v1, optional) ----------------------------------------------------------
+def _own_cgroup(controller):
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, names, path = line.rstrip("\n").split(":", 2)
+                if controller in names.split(","):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def _make_cgroups(name):
+    """Create memory and pids cgroups for a run under the worker's own; [] if not allowed."""
+    made = []
+    if os.geteuid() != 0:
+        return made
+    for controller in ("memory", "pids"):
+        mount = f"/sys/fs/cgroup/{controller}"
+        own = _own_cgroup(controller)
+        if own is None or not os.path.isdir(mount):
+            continue
+        path = os.path.join(mount, own.lstrip("/"), f"oc-{name}")
+        try:
+            os.mkdir(path)
+        except OSError:
+            continue
+        made.append(path)
+    return made
+
+
+def _reset_cgroup(path, limits):
+    if "/memory/" in path:
+        # memsw (memory+swap) must stay >= memory: the order depends on the direction
+        for name in ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes",
+                     "memory.memsw.limit_in_bytes"):
+            with contextlib.suppress(OSError):
+                _write(path, name, limits.memory_mb * MB)
+        _write(path, "memory.max_usage_in_bytes", 0)
+    else:
+        _write(path, "pids.max", limits.processes + 3)
+
+
+def _write(path, name, value):
+    with open(os.path.join(path, name), "w") as f:
+        f.write(str(value))
+
+
+def _read_int(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_oom_kills(path):
+    try:
+        with open(os.path.join(path, "memory.oom_control")) as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _kill_cgroup(path):
+    for _ in range(50):
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _remove_cgroup(path):
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                return
+            _kill_cgroup(path)
+            time.sleep(0.02)
+
+
+# -- self test -------------------------------------------------------------------------
+_PROBE = r"""
+import json, os, resource, socket, sys
+port = int(sys.argv[1])
+r = {"uid": os.getuid(), "env": sorted(os.environ), "root": sorted(os.listdir("/"))}
+try:
+    s = socket.create_connection(("127.0.0.1", port), timeout=1)
+    r["tcp"] = "connected"
+except OSError as e:
+    r["tcp"] = type(e).__name__
+r["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+r["as"] = resource.getrlimit(resource.RLIMIT_AS)[0]
+r["outside"] = os.path.exists(sys.argv[2])
+print(json.dumps(r))
+"""
+
+
+def self_test():
+    """Prove the sandbox works here: (True, summary) or (False, why not).
+
+    The worker calls this at start and declares ``run_program`` only if it passes.
+    """
+    if not os.path.exists(BWRAP):
+        return False, "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
+    limits = Limits(wall_s=10, cpu_s=5, memory_mb=256, processes=16, output_kb=16)
+    listener = socket_listener()
+    try:
+        with Box() as box:
+            with open(os.path.join(box.work_dir, "probe.py"), "w") as f:
+                f.write(_PROBE)
+            box.hand_over()
+            out = {"stdout": "", "stderr": ""}
+            port = listener.getsockname()[1]
+            res = box.run(["/usr/bin/python3", "probe.py", str(port), os.path.abspath(__file__)],
+                          limits, on_output=lambda s, d: out.__setitem__(s, out[s] + d))
+        if not res.started:
+            return False, f"bwrap could not start a sandbox: {res.error}"
+        if res.exit_code != 0:
+            return False, f"probe failed (exit {res.exit_code}, signal {res.signal}): {out['stderr'][-500:]}"
+        probe = json.loads(out["stdout"])
+    except Exception as exc:  # the worker must get a reason, not a traceback
+        return False, f"sandbox self-test crashed: {type(exc).__name__}: {exc}"
+    finally:
+        listener.close()
+    problems = []
+    if probe["tcp"] == "connected":
+        problems.append("the sandbox reached a TCP port on the host's loopback")
+    if set(probe["env"]) - set(SANDBOX_ENV) - {"PWD", "LC_CTYPE"}:
+        problems.append(f"environment leaked: {probe['env']}")
+    if probe["outside"]:
+        problems.append("the worker's own files are visible inside")
+    if probe["as"] != limits.memory_mb * MB:
+        problems.append("RLIMIT_AS not applied")
+    if problems:
+        return False, "; ".join(problems)
+    seccomp = "seccomp on" if build_filter() else "no seccomp filter for this architecture"
+    uid = f"run uid {RUN_UID_BASE}+" if os.geteuid() == 0 else "worker's uid (not root)"
+    cg = "cgroups memory+pids" if _make_cgroups_probe() else "no writable cgroups (rlimits only)"
+    return True, (f"bwrap ok: no network ({probe['tcp']}), env cleared, host files hidden, "
+                  f"limits applied; {seccomp}; {uid}; {cg}; hello run {res.wall_ms} ms")
+
+
+def socket_listener():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s
+
+
+def _make_cgroups_probe():
+    made = _make_cgroups(f"probe-{os.getpid()}")
+    for path in made:
+        _remove_cgroup(path)
+    return bool(made)
