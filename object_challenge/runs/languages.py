@@ -58,7 +58,7 @@ class Language:
     @functools.cached_property
     def version(self):
         try:
-            out = subprocess.run(list(self.version_argv), capture_output=True, text=True,
+            out = subprocess.run(list(self.version_argv), capture_output=True, text=True, check=False,
                                  timeout=10, env={"PATH": "/usr/bin:/bin"})
         except (OSError, subprocess.TimeoutExpired):
             return None

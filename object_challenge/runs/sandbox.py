@@ -12,8 +12,9 @@ Layers (docs/runs.md says what each one stops, measured):
   processes and a final sweep can kill every process of that uid. Inside, the program
   sees uid 65534.
 - rlimits set before exec (CPU, AS, NPROC, FSIZE, NOFILE, CORE=0), inherited by all.
-- cgroup v1 ``memory`` and ``pids`` (nested under the worker's own cgroups) when
-  writable: a total memory cap with an OOM-kill we can see, and a pids cap.
+- cgroup v1 ``memory``, ``pids`` and ``cpuacct`` (nested under the worker's own
+  cgroups) when writable: a total memory cap with an OOM-kill we can see, a pids cap,
+  and the CPU time of every process of the run (killed ones included).
 - seccomp (seccomp.py) denying non-AF_UNIX sockets, io_uring, ptrace, ...
 - the wall clock: bwrap runs in its own session; on overrun, cancel or output cap the
   whole process group is killed; ``--die-with-parent`` and the pid namespace make
@@ -186,7 +187,8 @@ class Box:
             proc = subprocess.Popen(
                 cmd, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=dict(SANDBOX_ENV), close_fds=True, pass_fds=keep,
-                preexec_fn=_preexec(self.uid, _rlimits(limits, self.uid), self._cgroups))
+                # only os calls in it: safe after fork even with threads in the worker
+                preexec_fn=_preexec(self.uid, _rlimits(limits, self.uid), self._cgroups))  # noqa: PLW1509
             os.close(status_w)
             status_w = None
             outcome = _pump(proc, limits, started, on_output, should_cancel)
@@ -203,6 +205,10 @@ class Box:
 
     def _read_cgroups(self, outcome):
         for path in self._cgroups:
+            if "/cpuacct/" in path:    # counts processes killed before anyone reaped them
+                used = _read_int(os.path.join(path, "cpuacct.usage"))
+                if used is not None:
+                    outcome.cpu_ms = max(outcome.cpu_ms, used // 1_000_000)
             if "/memory/" in path:
                 kills = _read_oom_kills(path)
                 outcome.memory_exceeded = kills > self._oom_kills
@@ -508,7 +514,7 @@ def _make_cgroups(name):
     made = []
     if os.geteuid() != 0:
         return made
-    for controller in ("memory", "pids"):
+    for controller in ("memory", "pids", "cpuacct"):
         mount = f"/sys/fs/cgroup/{controller}"
         own = _own_cgroup(controller)
         if own is None or not os.path.isdir(mount):
@@ -530,8 +536,10 @@ def _reset_cgroup(path, limits):
             with contextlib.suppress(OSError):
                 _write(path, name, limits.memory_mb * MB)
         _write(path, "memory.max_usage_in_bytes", 0)
-    else:
+    elif "/pids/" in path:
         _write(path, "pids.max", limits.processes + 3)
+    else:
+        _write(path, "cpuacct.usage", 0)
 
 
 def _write(path, name, value):
@@ -627,7 +635,7 @@ def self_test():
         if res.exit_code != 0:
             return False, f"probe failed (exit {res.exit_code}, signal {res.signal}): {out['stderr'][-500:]}"
         probe = json.loads(out["stdout"])
-    except Exception as exc:  # the worker must get a reason, not a traceback
+    except Exception as exc:  # noqa: BLE001 - the worker must get a reason, not a traceback
         return False, f"sandbox self-test crashed: {type(exc).__name__}: {exc}"
     finally:
         listener.close()
@@ -644,7 +652,7 @@ def self_test():
         return False, "; ".join(problems)
     seccomp = "seccomp on" if build_filter() else "no seccomp filter for this architecture"
     uid = f"run uid {RUN_UID_BASE}+" if os.geteuid() == 0 else "worker's uid (not root)"
-    cg = "cgroups memory+pids" if _make_cgroups_probe() else "no writable cgroups (rlimits only)"
+    cg = "cgroups memory+pids+cpuacct" if _make_cgroups_probe() else "no writable cgroups (rlimits only)"
     return True, (f"bwrap ok: no network ({probe['tcp']}), env cleared, host files hidden, "
                   f"limits applied; {seccomp}; {uid}; {cg}; hello run {res.wall_ms} ms")
 

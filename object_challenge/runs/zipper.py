@@ -25,7 +25,7 @@ def build_zip(files, base=None, name=None):
     entries = validate_files(files)
     if base is None:
         base = languages.language_of([n for n, _ in entries])
-    project = dict((n, t.encode()) for n, t in languages.get(base).base_files.items())
+    project = {n: t.encode() for n, t in languages.get(base).base_files.items()}
     project.update(entries)                 # the user's file wins over the base's
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -1,0 +1,293 @@
+"""Each limit and attack of issue 14, run through execute() on this machine's sandbox."""
+import os
+import socket
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from object_challenge.runs import sandbox
+from object_challenge.runs.execute import execute
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(sandbox.BWRAP), reason="bubblewrap not installed")
+
+
+class Events:
+    def __init__(self):
+        self.items = []          # (monotonic time, stream, data)
+
+    def __call__(self, stream, data):
+        self.items.append((time.monotonic(), stream, data))
+
+    def text(self, stream="stdout"):
+        return "".join(d for _, s, d in self.items if s == stream)
+
+
+def run_py(source, *, limits=None, stdin="", events=None, **kw):
+    small = {"wall_s": 5, "cpu_s": 2, "memory_mb": 128, "processes": 16, "output_kb": 16}
+    return execute("python", "run", [{"name": "main.py", "content": textwrap.dedent(source)}],
+                   stdin=stdin, limits={**small, **(limits or {})},
+                   on_event=events if events is not None else Events(), **kw)
+
+
+def run_uid_processes():
+    return [pid for uid in range(sandbox.RUN_UID_BASE, sandbox.RUN_UID_BASE + 8)
+            for pid in sandbox._uid_pids(uid)]
+
+
+def test_self_test_passes_here():
+    ok, reason = sandbox.self_test()
+    assert ok, reason
+
+
+def test_hello_world_is_ok():
+    events = Events()
+    result = run_py("print('hello')", events=events)
+    assert result["verdict"] == "ok"
+    assert events.text() == "hello\n"
+    assert result["stages"][0]["exit_code"] == 0
+
+
+def test_infinite_loop_is_time_limit():
+    started = time.monotonic()
+    result = run_py("while True: pass", limits={"wall_s": 3, "cpu_s": 1})
+    assert result["verdict"] == "time_limit"
+    assert time.monotonic() - started < 4
+
+
+def test_sleeping_past_wall_time_is_time_limit():
+    result = run_py("import time; time.sleep(60)", limits={"wall_s": 1})
+    assert result["verdict"] == "time_limit"
+    assert result["stages"][0]["wall_ms"] < 2000
+
+
+def test_fork_bomb_is_contained_and_the_machine_stays_healthy():
+    result = run_py("""
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+        """, limits={"wall_s": 2, "processes": 16})
+    assert result["verdict"] in ("time_limit", "runtime_error")
+    assert run_uid_processes() == []
+    assert subprocess.run(["true"], check=False).returncode == 0
+    assert run_py("print('after')")["verdict"] == "ok"
+
+
+def test_allocating_2gb_is_memory_limit_or_runtime_error():
+    result = run_py("""
+        blocks = []
+        for _ in range(2048):
+            blocks.append(bytearray(1024 * 1024))
+        print('allocated')
+        """, limits={"memory_mb": 128})
+    assert result["verdict"] in ("memory_limit", "runtime_error")
+
+
+def test_writing_100mb_is_stopped_by_the_file_size_limit():
+    # Python ignores SIGXFSZ, so the write fails with EFBIG instead of the signal
+    events = Events()
+    result = run_py("""
+        with open('big', 'wb') as f:
+            for _ in range(100):
+                f.write(b'x' * (1024 * 1024))
+        """, events=events)
+    assert result["verdict"] == "runtime_error"
+    assert "File too large" in events.text("stderr")
+
+
+def test_c_writing_100mb_gets_sigxfsz():
+    source = textwrap.dedent("""
+        #include <stdio.h>
+        #include <string.h>
+        int main(void) {
+            static char mb[1 << 20];
+            memset(mb, 'x', sizeof mb);
+            FILE *f = fopen("big", "wb");
+            for (int i = 0; i < 100; i++) fwrite(mb, 1, sizeof mb, f);
+            fclose(f);
+            return 0;
+        }
+        """)
+    result = execute("c", "run", [{"name": "main.c", "content": source}])
+    assert result["verdict"] == "runtime_error"
+    assert result["stages"][-1]["signal"] == 25          # SIGXFSZ
+
+
+def test_filling_tmp_is_stopped_by_the_tmpfs_size():
+    events = Events()
+    result = run_py("""
+        import os
+        n = 0
+        try:
+            for i in range(100):
+                with open(f'/tmp/f{i}', 'wb') as f:
+                    f.write(b'x' * (8 * 1024 * 1024))
+                n += 8
+        except OSError as e:
+            print('stopped at', n, 'MB:', e.strerror)
+        """, events=events)
+    assert result["verdict"] == "ok"
+    assert "No space left on device" in events.text()
+
+
+def test_printing_forever_is_output_limit_within_2s():
+    started = time.monotonic()
+    events = Events()
+    result = run_py("while True: print('spam' * 20)", events=events, limits={"output_kb": 16})
+    assert result["verdict"] == "output_limit"
+    assert time.monotonic() - started < 2
+    assert result["stages"][0]["truncated"] is True
+    assert len(events.text().encode()) <= 16 * 1024
+
+
+def test_tcp_connect_to_a_listening_port_outside_fails():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    events = Events()
+    try:
+        run_py(f"""
+            import socket
+            try:
+                socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), timeout=2)
+                print('connected')
+            except OSError as e:
+                print('refused', type(e).__name__)
+            """, events=events)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert events.text().startswith("refused")
+
+
+def test_worker_environment_and_files_outside_are_absent(monkeypatch):
+    monkeypatch.setenv("OC_SECRET_TOKEN", "s3cr3t")
+    events = Events()
+    run_py(f"""
+        import os
+        print(sorted(os.environ))
+        print('secret' if 's3cr3t' in str(os.environ) else 'no secret')
+        for path in [{str(ROOT / 'README.md')!r}, '/root', '/work', '/etc/passwd', '/home']:
+            print(path, os.path.exists(path))
+        """, events=events)
+    out = events.text()
+    assert "no secret" in out and "OC_SECRET_TOKEN" not in out
+    assert "True" not in out
+
+
+def test_setsid_sleep_left_behind_is_gone_after_the_run():
+    events = Events()
+    result = run_py("""
+        import subprocess
+        p = subprocess.Popen(['setsid', 'sleep', '300'])
+        print(p.pid)
+        """, events=events)
+    assert result["verdict"] == "ok"
+    assert run_uid_processes() == []
+    sleepers = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True,
+                              check=False)
+    assert sleepers.stdout.strip() == ""
+
+
+def test_output_arrives_while_the_program_runs():
+    events = Events()
+    started = time.monotonic()
+    result = run_py("""
+        import sys, time
+        for i in range(8):
+            print('tick', i, flush=True)
+            time.sleep(0.2)
+        """, events=events)
+    ended = time.monotonic()
+    assert result["verdict"] == "ok"
+    ticks = [t for t, s, d in events.items if s == "stdout"]
+    assert len(ticks) >= 4
+    assert ticks[0] - started < 1.0 and ticks[0] < ended - 1.0
+
+
+def test_invalid_utf8_is_replaced():
+    events = Events()
+    result = run_py(r"import sys; sys.stdout.buffer.write(b'ok \xff\xfe end\n')", events=events)
+    assert result["verdict"] == "ok"
+    assert events.text() == "ok \ufffd\ufffd end\n"
+
+
+def test_non_zero_exit_is_runtime_error():
+    result = run_py("raise SystemExit(3)")
+    assert result["verdict"] == "runtime_error"
+    assert result["stages"][0]["exit_code"] == 3
+
+
+def test_cancel_kills_within_2s():
+    started = time.monotonic()
+    result = run_py("import time; time.sleep(30)", limits={"wall_s": 30},
+                    should_cancel=lambda: time.monotonic() - started > 0.5)
+    assert result["cancelled"] is True and result["verdict"] is None
+    assert time.monotonic() - started < 2.5
+    assert run_uid_processes() == []
+
+
+def test_args_are_an_argv_never_a_shell():
+    events = Events()
+    run_py("import sys; print(sys.argv[1:])", args=["$(id)", "; rm -rf /", "a b"], events=events)
+    assert events.text() == "['$(id)', '; rm -rf /', 'a b']\n"
+
+
+def test_c_program_reads_stdin():
+    events = Events()
+    result = execute("c", "run", [{"name": "main.c", "content": textwrap.dedent("""
+        #include <stdio.h>
+        int main(void) {
+            int a, b;
+            if (scanf("%d %d", &a, &b) != 2) return 1;
+            printf("%d\\n", a + b);
+            return 0;
+        }
+        """)}], stdin="40 2\n", on_event=events)
+    assert result["verdict"] == "ok", events.items
+    assert events.text() == "42\n"
+    assert [s["stage"] for s in result["stages"]] == ["build", "run"]
+
+
+def test_c_build_error_is_build_error():
+    events = Events()
+    result = execute("c", "run", [{"name": "main.c", "content": "int main(void) { return x; }\n"}],
+                     on_event=events)
+    assert result["verdict"] == "build_error"
+    assert "undeclared" in events.text("stderr")
+    assert [s["stage"] for s in result["stages"]] == ["build"]
+
+
+def test_ada_hello_world():
+    events = Events()
+    result = execute("ada", "run", [{"name": "hello.adb", "content": textwrap.dedent("""
+        with Ada.Text_IO;
+        procedure Hello is
+        begin
+           Ada.Text_IO.Put_Line ("Hello from Ada");
+        end Hello;
+        """)}], on_event=events)
+    assert result["verdict"] == "ok", events.items
+    assert events.text() == "Hello from Ada\n"
+
+
+def test_build_mode_only_builds():
+    events = Events()
+    result = execute("c", "build", [{"name": "main.c", "content": 'int main(void){return 0;}\n'}],
+                     on_event=events)
+    assert result["verdict"] == "ok"
+    assert [s["stage"] for s in result["stages"]] == ["build"]
+
+
+def test_python_build_mode_reports_a_syntax_error():
+    result = execute("python", "build", [{"name": "main.py", "content": "def f(:\n"}])
+    assert result["verdict"] == "build_error"
