@@ -109,7 +109,7 @@ class Box:
         return self
 
     def __exit__(self, *exc):
-        self.kill_all()
+        self.kill_all(sweep_uid=True)
         for path in self._cgroups:
             _remove_cgroup(path)
         if self.work_dir:
@@ -142,11 +142,16 @@ class Box:
             return uid
         raise SandboxError("no free run uid: too many concurrent runs on this host")
 
-    def kill_all(self):
-        """Kill every process of this run (pid namespace gone already; this is the sweep)."""
+    def kill_all(self, sweep_uid=False):
+        """Kill every process of this run (the pid namespace is gone already: a sweep).
+
+        Cgroup membership is inherited and cannot be left without privileges, so when
+        there is a cgroup its list is enough; the uid sweep (a /proc scan) runs when
+        there is none, and once more when the box closes.
+        """
         for path in self._cgroups:
             _kill_cgroup(path)
-        if self.uid is not None:
+        if self.uid is not None and (sweep_uid or not self._cgroups):
             _kill_uid(self.uid)
 
     # -- one command --------------------------------------------------------------
@@ -459,23 +464,21 @@ def _add_inner_usage(pid, outcome, timeout=2.0):
 
 # -- uids ------------------------------------------------------------------------------
 def _uid_pids(uid):
+    """Live (not zombie) processes whose /proc entry belongs to uid."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/status", "rb") as f:
-                status = f.read()
-        except OSError:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue
-        # a zombie is already dead (an orphaned pid-1 of a run waits for the host's init)
-        if b"\nState:\tZ" in status:
-            continue
-        for line in status.splitlines():
-            if line.startswith(b"Uid:"):
-                if int(line.split()[1]) == uid:
-                    pids.append(int(name))
-                break
+        # a zombie is already dead (an orphaned pid-1 of a run waits for its reaper)
+        if state != b"Z":
+            pids.append(int(name))
     return pids
 
 
