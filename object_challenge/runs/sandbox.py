@@ -89,8 +89,9 @@ class Box:
     run is killed, the cgroups removed and the work directory deleted.
     """
 
-    def __init__(self, base_dir=None):
+    def __init__(self, base_dir=None, cgroups=True):
         self.base_dir = base_dir or os.path.join(tempfile.gettempdir(), "oc-runs")
+        self.use_cgroups = cgroups
         self.work_dir = None
         self.uid = None
         self._lock_fd = None
@@ -105,7 +106,9 @@ class Box:
             os.chmod(self.base_dir, 0o711)
             self.uid = self._take_uid()
         self.work_dir = tempfile.mkdtemp(prefix="box-", dir=self.base_dir)
-        self._cgroups = _make_cgroups(os.path.basename(self.work_dir))
+        if self.use_cgroups:
+            # named by the run uid (locked), so a crashed worker's leftovers get reused
+            self._cgroups = _make_cgroups(f"oc-run-{self.uid if self.uid is not None else os.getpid()}")
         return self
 
     def __exit__(self, *exc):
@@ -188,6 +191,8 @@ class Box:
             stdin_fd = _memfd("oc-stdin", stdin if isinstance(stdin, bytes) else stdin.encode())
             for path in self._cgroups:
                 _reset_cgroup(path, limits)
+                if "/memory/" in path:
+                    self._oom_kills = _read_oom_kills(path)
             started = time.monotonic()
             proc = subprocess.Popen(
                 cmd, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -199,8 +204,8 @@ class Box:
             outcome = _pump(proc, limits, started, on_output, should_cancel)
             outcome.wall_ms = int((time.monotonic() - started) * 1000)
             inner = _read_status(status_r, outcome)
+            _add_inner_usage(inner, outcome)    # reaps pid 1 first: no zombie in the lists
             self.kill_all()
-            _add_inner_usage(inner, outcome)
             self._read_cgroups(outcome)
             return outcome
         finally:
@@ -522,9 +527,11 @@ def _make_cgroups(name):
         own = _own_cgroup(controller)
         if own is None or not os.path.isdir(mount):
             continue
-        path = os.path.join(mount, own.lstrip("/"), f"oc-{name}")
+        path = os.path.join(mount, own.lstrip("/"), name)
         try:
             os.mkdir(path)
+        except FileExistsError:
+            _kill_cgroup(path)
         except OSError:
             continue
         made.append(path)
@@ -669,7 +676,7 @@ def socket_listener():
 
 
 def _make_cgroups_probe():
-    made = _make_cgroups(f"probe-{os.getpid()}")
+    made = _make_cgroups(f"oc-probe-{os.getpid()}")
     for path in made:
         _remove_cgroup(path)
     return bool(made)
