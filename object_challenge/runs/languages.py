@@ -84,7 +84,7 @@ class Python(Language):
         return None
 
     def run_argv(self, names, main, args):
-        return ["/usr/bin/python3", main, *args]
+        return ["/usr/bin/python3", "-u", main, *args]     # -u: output as it is printed
 
 
 _PY_CHECK = ("import sys\nok = True\nfor n in sys.argv[1:]:\n"
@@ -92,6 +92,10 @@ _PY_CHECK = ("import sys\nok = True\nfor n in sys.argv[1:]:\n"
              "    except SyntaxError as e:\n        ok = False\n"
              "        print(f'{e.filename}:{e.lineno}:{e.offset}: {e.msg}', file=sys.stderr)\n"
              "sys.exit(0 if ok else 1)\n")
+
+
+# line-buffered stdout for C programs writing to our pipe (glibc would buffer 4 KiB)
+_STDBUF = ["/usr/bin/stdbuf", "-oL"] if shutil.which("stdbuf", path="/usr/bin") else []
 
 
 class C(Language):
@@ -102,7 +106,7 @@ class C(Language):
         return ["/usr/bin/gcc", "-std=gnu17", "-O2", "-Wall", "-pipe", "-o", "main", *sources, "-lm"]
 
     def run_argv(self, names, main, args):
-        return ["./main", *args]
+        return [*_STDBUF, "./main", *args]
 
 
 class Ada(Language):

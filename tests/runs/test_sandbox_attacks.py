@@ -204,7 +204,7 @@ def test_output_arrives_while_the_program_runs():
     result = run_py("""
         import sys, time
         for i in range(8):
-            print('tick', i, flush=True)
+            print('tick', i)
             time.sleep(0.2)
         """, events=events)
     ended = time.monotonic()
@@ -212,6 +212,23 @@ def test_output_arrives_while_the_program_runs():
     ticks = [t for t, s, d in events.items if s == "stdout"]
     assert len(ticks) >= 4
     assert ticks[0] - started < 1.0 and ticks[0] < ended - 1.0
+
+
+def test_c_output_arrives_while_the_program_runs():
+    events = Events()
+    started = time.monotonic()
+    result = execute("c", "run", [{"name": "main.c", "content": textwrap.dedent("""
+        #include <stdio.h>
+        #include <unistd.h>
+        int main(void) {
+            for (int i = 0; i < 6; i++) { printf("tick %d\\n", i); usleep(200000); }
+            return 0;
+        }
+        """)}], on_event=events)
+    ended = time.monotonic()
+    assert result["verdict"] == "ok", events.items
+    ticks = [t for t, s, d in events.items if s == "stdout"]
+    assert len(ticks) >= 3 and ticks[0] < ended - 0.6, (started, ticks, ended)
 
 
 def test_invalid_utf8_is_replaced():
