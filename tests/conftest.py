@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from helpers import forget_connections  # noqa: E402
+
 from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.dev.devstores import free_port, start_mongo, start_redis, wait_for_port  # noqa: E402
 
@@ -74,17 +76,6 @@ def config(stores):
     return make_config(stores)
 
 
-def _forget_connections():
-    """MongoEngine caches the connection and each model's collection; each test has its own db."""
-    from mongoengine import disconnect_all
-
-    from object_challenge.app import ALL_MODELS
-
-    disconnect_all()
-    for model in ALL_MODELS:
-        model._collection = None
-
-
 @pytest.fixture
 def app(config):
 
@@ -92,7 +83,7 @@ def app(config):
     from object_challenge.app import create_app
     from object_challenge.core.extensions import ensure_indexes, redis
 
-    _forget_connections()
+    forget_connections()
     app = create_app(config)
     with app.app_context():
         redis.flushdb()
@@ -106,7 +97,7 @@ def app(config):
         client = db.get_db().client
         for name in (config.MONGODB_SETTINGS["host"].rsplit("/", 1)[1], config.MONGO_JOB_DB, config.MONGO_DATA_DB):
             client.drop_database(name)
-    _forget_connections()
+    forget_connections()
 
 
 @pytest.fixture

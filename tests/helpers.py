@@ -25,3 +25,14 @@ def auth(token):
 
 def load_cases(name):
     return json.loads((CASES / name).read_text())
+
+
+def forget_connections():
+    """MongoEngine caches the connection and each model's collection; each test app has its own db."""
+    from mongoengine import disconnect_all
+
+    from object_challenge.app import ALL_MODELS
+
+    disconnect_all()
+    for model in ALL_MODELS:
+        model._collection = None

@@ -79,6 +79,7 @@ def start_mongo(port, path, log):
 
 
 async def _serve_mongo(port, path):
+    # mongoeco is a development-only dependency, imported only when the stand-in starts
     from mongoeco.engines.memory import MemoryEngine
     from mongoeco.engines.sqlite import SQLiteEngine
     from mongoeco.wire import AsyncMongoEcoProxyServer

@@ -8,6 +8,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from object_challenge.jobs import worker as worker_module
+from object_challenge.jobs.service import jobs
 
 
 @click.command("worker")
@@ -40,8 +41,6 @@ def jobs_group():
 @with_appcontext
 def jobs_tick():
     """Requeue expired leases, expire workers, record finished jobs (what the scheduler does)."""
-    from object_challenge.jobs.service import jobs
-
     events, workers_gone = jobs().tick()
     for event in events:
         click.echo(f"job {event['id']}: lease of {event['worker'] or '(unnamed)'} ended, {event['outcome']}")
@@ -52,8 +51,6 @@ def jobs_tick():
 @with_appcontext
 def jobs_recover():
     """After a Redis loss: queue again the queued and running jobs MongoDB has (oldest first)."""
-    from object_challenge.jobs.service import jobs
-
     recovered = jobs().recover()
     for job_id in recovered:
         click.echo(f"job {job_id} queued again")
@@ -64,8 +61,6 @@ def jobs_recover():
 @with_appcontext
 def jobs_stats():
     """Queue lengths, running and finished counts, as JSON."""
-    from object_challenge.jobs.service import jobs
-
     service = jobs()
     names = sorted(set(service.queue.queues()) | {current_app.config["REDIS_QUEUE_NAME"]})
     out = {

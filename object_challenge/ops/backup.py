@@ -44,6 +44,7 @@ from bson.binary import Binary
 from flask import current_app
 from flask.cli import with_appcontext
 from pymongo.errors import ConfigurationError, InvalidOperation, OperationFailure
+from redis import Redis
 from tqdm import tqdm
 
 from object_challenge import __version__
@@ -226,8 +227,6 @@ def _write_redis_key(pipe, key, kind, ttl, value):
 
 def _raw_redis():
     """A bytes-level client on the app's Redis (values may not be UTF-8)."""
-    from redis import Redis
-
     return Redis.from_url(current_app.config["REDIS_URL"], decode_responses=False, socket_timeout=30)
 
 

@@ -5,7 +5,10 @@ import json
 import click
 from flask.cli import with_appcontext
 
-from object_challenge.publish import flush
+from object_challenge.accounts.identity import Identity
+from object_challenge.core.counters import next_id
+from object_challenge.core.errors import ApiError
+from object_challenge.publish import artist, flush, service
 from object_challenge.publish.models import Puzzle
 
 
@@ -48,10 +51,6 @@ def puzzle_reload():
 @with_appcontext
 def puzzle_create_command(rows, cols, table, now):
     """Create a puzzle (as POST /newapi/puzzle/ does)."""
-    from object_challenge.accounts.identity import Identity
-    from object_challenge.core.errors import ApiError
-    from object_challenge.publish import artist, service
-
     try:
         width, height = (int(v) for v in table.lower().split("x"))
     except ValueError:
@@ -59,8 +58,6 @@ def puzzle_create_command(rows, cols, table, now):
     body = {"rows": rows, "cols": cols, "table_width": width, "table_height": height}
     try:
         if now:
-            from object_challenge.core.counters import next_id
-
             r, c, w, h, size = service.parse_sizes(body)
             puzzle = Puzzle(
                 puzzle_id=next_id("puzzle_id"),

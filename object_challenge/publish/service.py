@@ -9,7 +9,9 @@ import logging
 
 from flask import current_app
 
+from object_challenge.core.counters import next_id
 from object_challenge.core.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from object_challenge.jobs.service import jobs  # the job queue's own API (enqueue + record)
 from object_challenge.publish import board, flush
 from object_challenge.publish.board import Refused
 from object_challenge.publish.models import Puzzle
@@ -242,9 +244,6 @@ def parse_sizes(body):
 
 def create_puzzle(body, identity):
     """Record the puzzle (``generating``) and queue its ``puzzle_create`` job."""
-    from object_challenge.core.counters import next_id
-    from object_challenge.jobs.service import jobs  # the job queue's own API (enqueue + record)
-
     rows, cols, width, height, size = parse_sizes(body)
     puzzle = Puzzle(
         puzzle_id=next_id("puzzle_id"),

@@ -10,7 +10,8 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from object_challenge.accounts.identity import authenticated, current_identity, require_role
 from object_challenge.core.errors import BadRequest, ServiceUnavailable
-from object_challenge.publish import service
+from object_challenge.core.extensions import redis
+from object_challenge.publish import keys, service
 
 bp = Blueprint("publish", __name__, url_prefix="/newapi/puzzle")
 
@@ -119,9 +120,6 @@ def updates(puzzle_id):
 
 
 def _stream(puzzle_id):
-    from object_challenge.core.extensions import redis
-    from object_challenge.publish import keys
-
     service.puzzle_view(puzzle_id)  # 404 for an unknown puzzle
     pubsub = redis.client.pubsub(ignore_subscribe_messages=False)
     pubsub.subscribe(keys.channel(puzzle_id))

@@ -4,6 +4,7 @@
 400/422/501) and returns it normalised; the worker then calls ``execute(...)`` with the
 same fields. Neither needs Flask.
 """
+
 import logging
 import signal
 
@@ -13,17 +14,14 @@ from .sandbox import Box, Limits
 
 log = logging.getLogger(__name__)
 
-VERDICTS = ("ok", "build_error", "runtime_error", "time_limit", "memory_limit",
-            "output_limit", "internal_error")
+VERDICTS = ("ok", "build_error", "runtime_error", "time_limit", "memory_limit", "output_limit", "internal_error")
 LIMIT_NAMES = ("wall_s", "cpu_s", "memory_mb", "processes", "output_kb")
 DEFAULT_LIMITS = {"wall_s": 10, "cpu_s": 5, "memory_mb": 256, "processes": 64, "output_kb": 64}
 MAX_LIMITS = {"wall_s": 60, "cpu_s": 30, "memory_mb": 1024, "processes": 256, "output_kb": 1024}
 # builds get their own fixed limits: compilers need more memory than most programs
-BUILD_LIMITS = Limits(wall_s=60, cpu_s=30, memory_mb=1024, processes=64, output_kb=64,
-                      file_mb=64, tmp_mb=128)
+BUILD_LIMITS = Limits(wall_s=60, cpu_s=30, memory_mb=1024, processes=64, output_kb=64, file_mb=64, tmp_mb=128)
 MAX_STDIN_BYTES = 512 * 1024
-_MEMORY_SIGNS = (b"MemoryError", b"Cannot allocate memory", b"STORAGE_ERROR",
-                 b"std::bad_alloc", b"out of memory")
+_MEMORY_SIGNS = (b"MemoryError", b"Cannot allocate memory", b"STORAGE_ERROR", b"std::bad_alloc", b"out of memory")
 
 
 class LimitAboveMax(ValueError):
@@ -53,8 +51,7 @@ def resolve_limits(requested=None, defaults=None, maxima=None):
         if value > maxima[key]:
             raise LimitAboveMax(f"limits.{key}", maxima[key])
         values[key] = value
-    return Limits(**{k: (int(v) if k != "wall_s" and k != "cpu_s" else float(v))
-                     for k, v in values.items()})
+    return Limits(**{k: (int(v) if k != "wall_s" and k != "cpu_s" else float(v)) for k, v in values.items()})
 
 
 def prepare(body, *, defaults=None, maxima=None):
@@ -69,13 +66,30 @@ def prepare(body, *, defaults=None, maxima=None):
     if not isinstance(stdin, str) or len(stdin.encode()) > MAX_STDIN_BYTES:
         raise InvalidRun(f"stdin must be a string of at most {MAX_STDIN_BYTES // 1024} KiB", "stdin")
     main = lang.main_file([n for n, _ in files], body.get("main"))
-    return {"language": lang.name, "mode": mode, "files": files, "main": main, "stdin": stdin,
-            "args": validate_args(body.get("args")),
-            "limits": resolve_limits(body.get("limits"), defaults, maxima)}
+    return {
+        "language": lang.name,
+        "mode": mode,
+        "files": files,
+        "main": main,
+        "stdin": stdin,
+        "args": validate_args(body.get("args")),
+        "limits": resolve_limits(body.get("limits"), defaults, maxima),
+    }
 
 
-def execute(language, mode, files, main=None, stdin="", args=None, limits=None,
-            on_event=None, should_cancel=None, build_limits=None, box_options=None):
+def execute(
+    language,
+    mode,
+    files,
+    main=None,
+    stdin="",
+    args=None,
+    limits=None,
+    on_event=None,
+    should_cancel=None,
+    build_limits=None,
+    box_options=None,
+):
     """Build (if the language needs it) and run; return the result dict.
 
     ``files``: the request's list of {name, content, encoding} or already-validated
@@ -103,21 +117,21 @@ def execute(language, mode, files, main=None, stdin="", args=None, limits=None,
             box.hand_over()
             build = lang.build_argv(names, main, mode)
             if build:
-                outcome = box.run(build, build_limits or BUILD_LIMITS,
-                                  on_output=emit, should_cancel=should_cancel)
+                outcome = box.run(build, build_limits or BUILD_LIMITS, on_output=emit, should_cancel=should_cancel)
                 result["stages"].append(_stage("build", outcome))
                 verdict = _build_verdict(outcome)
                 if verdict != "ok" or mode == "build":
                     return _finish(result, verdict, outcome, emit, "build")
             if mode != "run":
                 return _finish(result, "ok", None, emit, "build")
-            outcome = box.run(lang.run_argv(names, main, args), limits, stdin=stdin,
-                              on_output=emit, should_cancel=should_cancel)
+            outcome = box.run(
+                lang.run_argv(names, main, args), limits, stdin=stdin, on_output=emit, should_cancel=should_cancel
+            )
             result["stages"].append(_stage("run", outcome))
             return _finish(result, _run_verdict(outcome, limits), outcome, emit, "run")
     except (InvalidRun, languages.UnknownLanguage, languages.ModeUnavailable, LimitAboveMax):
         raise
-    except Exception as exc:   # the worker must record a verdict, never die with the run
+    except Exception as exc:  # the worker must record a verdict, never die with the run
         log.exception("run failed inside the runner")
         emit("system", f"internal error: {type(exc).__name__}\n")
         result["verdict"] = "internal_error"
@@ -125,8 +139,15 @@ def execute(language, mode, files, main=None, stdin="", args=None, limits=None,
 
 
 def _stage(name, o):
-    return {"stage": name, "exit_code": o.exit_code, "signal": o.signal, "cpu_ms": o.cpu_ms,
-            "wall_ms": o.wall_ms, "memory_kb": o.memory_kb, "truncated": o.truncated}
+    return {
+        "stage": name,
+        "exit_code": o.exit_code,
+        "signal": o.signal,
+        "cpu_ms": o.cpu_ms,
+        "wall_ms": o.wall_ms,
+        "memory_kb": o.memory_kb,
+        "truncated": o.truncated,
+    }
 
 
 def _build_verdict(o):
@@ -148,8 +169,11 @@ def _run_verdict(o, limits):
         return "cancelled"
     if o.killed_for == "output":
         return "output_limit"
-    if o.killed_for == "wall" or o.signal == signal.SIGXCPU \
-            or (o.signal == signal.SIGKILL and o.cpu_ms >= limits.cpu_s * 1000):
+    if (
+        o.killed_for == "wall"
+        or o.signal == signal.SIGXCPU
+        or (o.signal == signal.SIGKILL and o.cpu_ms >= limits.cpu_s * 1000)
+    ):
         return "time_limit"
     if o.memory_exceeded:
         return "memory_limit"
@@ -178,8 +202,8 @@ def _finish(result, verdict, outcome, emit, stage):
     if verdict in _EXPLAIN:
         detail = f" ({outcome.error})" if outcome is not None and outcome.error else ""
         emit("system", f"{stage}: {_EXPLAIN[verdict]}{detail}\n")
-    elif outcome is not None and (outcome.signal == signal.SIGXFSZ
-                                  or b"File too large" in outcome.tail.get("stderr", b"")):
+    elif outcome is not None and (
+        outcome.signal == signal.SIGXFSZ or b"File too large" in outcome.tail.get("stderr", b"")
+    ):
         emit("system", f"{stage}: file size limit reached\n")
     return result
-

@@ -6,6 +6,7 @@ never overwrites: each directory is opened relative to its parent with O_NOFOLLO
 each file is created with O_EXCL, so a name cannot reach outside the work directory
 even if something raced a symlink into it.
 """
+
 import base64
 import binascii
 import os
@@ -84,8 +85,7 @@ def validate_files(files, *, name_key="name", content_key="content"):
         if name in seen:
             raise InvalidRun(f"file name {name!r} repeats", f"files[{index}].{name_key}")
         seen.add(name)
-        data = decode_content({"content": entry.get(content_key, ""),
-                               "encoding": entry.get("encoding", "utf8")}, index)
+        data = decode_content({"content": entry.get(content_key, ""), "encoding": entry.get("encoding", "utf8")}, index)
         total += len(data)
         if total > MAX_TOTAL_BYTES:
             raise InvalidRun(f"files add up to more than {MAX_TOTAL_BYTES // 1024} KiB", "files")
@@ -135,14 +135,13 @@ def _write_one(root, parts, data, mode):
                 pass
             dir_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
             fds.append(dir_fd)
-        fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode,
-                     dir_fd=dir_fd)
+        fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise InvalidRun(f"{'/'.join(parts)} is not a regular file", "files")
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
     finally:

@@ -4,6 +4,7 @@ Each language says, for a validated file list, which argv builds it (None: nothi
 build) and which argv runs it. Argv lists only: nothing here goes through a shell.
 Paths inside the sandbox are relative to the work directory (/box).
 """
+
 import functools
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ class Language:
     name: str
     extensions: tuple
     version_argv: tuple
-    base_files: dict          # name -> text of the base project (zip download)
+    base_files: dict  # name -> text of the base project (zip download)
 
     def modes(self):
         return ["run", "build"]
@@ -44,8 +45,7 @@ class Language:
                 return preferred
         if len(sources) == 1:
             return sources[0]
-        raise InvalidRun(f"say which file is the main one ('main'): {', '.join(sources) or 'none'}",
-                         "main")
+        raise InvalidRun(f"say which file is the main one ('main'): {', '.join(sources) or 'none'}", "main")
 
     preferred_mains = ()
 
@@ -58,8 +58,14 @@ class Language:
     @functools.cached_property
     def version(self):
         try:
-            out = subprocess.run(list(self.version_argv), capture_output=True, text=True, check=False,
-                                 timeout=10, env={"PATH": "/usr/bin:/bin"})
+            out = subprocess.run(
+                list(self.version_argv),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=10,
+                env={"PATH": "/usr/bin:/bin"},
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         if out.returncode != 0:
@@ -79,19 +85,21 @@ class Python(Language):
     preferred_mains = ("main.py",)
 
     def build_argv(self, names, main, mode):
-        if mode == "build":   # a syntax check: byte-compile every file, write nothing
+        if mode == "build":  # a syntax check: byte-compile every file, write nothing
             return ["/usr/bin/python3", "-c", _PY_CHECK, *[n for n in names if n.endswith(".py")]]
         return None
 
     def run_argv(self, names, main, args):
-        return ["/usr/bin/python3", "-u", main, *args]     # -u: output as it is printed
+        return ["/usr/bin/python3", "-u", main, *args]  # -u: output as it is printed
 
 
-_PY_CHECK = ("import sys\nok = True\nfor n in sys.argv[1:]:\n"
-             "    try:\n        compile(open(n, 'rb').read(), n, 'exec')\n"
-             "    except SyntaxError as e:\n        ok = False\n"
-             "        print(f'{e.filename}:{e.lineno}:{e.offset}: {e.msg}', file=sys.stderr)\n"
-             "sys.exit(0 if ok else 1)\n")
+_PY_CHECK = (
+    "import sys\nok = True\nfor n in sys.argv[1:]:\n"
+    "    try:\n        compile(open(n, 'rb').read(), n, 'exec')\n"
+    "    except SyntaxError as e:\n        ok = False\n"
+    "        print(f'{e.filename}:{e.lineno}:{e.offset}: {e.msg}', file=sys.stderr)\n"
+    "sys.exit(0 if ok else 1)\n"
+)
 
 
 # line-buffered stdout for C programs writing to our pipe (glibc would buffer 4 KiB)
@@ -114,8 +122,7 @@ class Ada(Language):
 
     def main_file(self, names, main=None):
         if main is None:
-            bodies = [n for n in names if n.endswith(".adb")
-                      and n[:-4] + ".ads" not in names]       # a spec means a package
+            bodies = [n for n in names if n.endswith(".adb") and n[:-4] + ".ads" not in names]  # a spec means a package
             if "main.adb" not in names and len(bodies) == 1:
                 return bodies[0]
         return super().main_file(names, main)
@@ -138,21 +145,36 @@ class Ada(Language):
 
 LANGUAGES = {
     "python": Python(
-        "python", (".py",), ("/usr/bin/python3", "--version"),
-        {"README.md": "# Python project\n\nRun it with `make run` (or `python3 main.py`).\n",
-         "Makefile": "run:\n\tpython3 main.py\n"}),
+        "python",
+        (".py",),
+        ("/usr/bin/python3", "--version"),
+        {
+            "README.md": "# Python project\n\nRun it with `make run` (or `python3 main.py`).\n",
+            "Makefile": "run:\n\tpython3 main.py\n",
+        },
+    ),
     "c": C(
-        "c", (".c", ".h"), ("/usr/bin/gcc", "-dumpfullversion"),
-        {"README.md": "# C project\n\nBuild with `make`, run with `./main`.\n",
-         "Makefile": "CFLAGS ?= -std=gnu17 -O2 -Wall\n\nmain: $(wildcard *.c)\n"
-                     "\t$(CC) $(CFLAGS) -o $@ $^ -lm\n\nrun: main\n\t./main\n"}),
+        "c",
+        (".c", ".h"),
+        ("/usr/bin/gcc", "-dumpfullversion"),
+        {
+            "README.md": "# C project\n\nBuild with `make`, run with `./main`.\n",
+            "Makefile": "CFLAGS ?= -std=gnu17 -O2 -Wall\n\nmain: $(wildcard *.c)\n"
+            "\t$(CC) $(CFLAGS) -o $@ $^ -lm\n\nrun: main\n\t./main\n",
+        },
+    ),
     "ada": Ada(
-        "ada", (".adb", ".ads"), ("/usr/bin/gnatmake", "--version"),
-        {"README.md": "# Ada project\n\nBuild with `gprbuild -P main.gpr`, run with `./main`.\n",
-         "main.gpr": 'project Main is\n   for Source_Dirs use (".");\n   for Object_Dir use "obj";\n'
-                     '   for Exec_Dir use ".";\n   for Main use ("main.adb");\n'
-                     '   package Compiler is\n      for Default_Switches ("Ada") use ("-gnat2022");\n'
-                     '   end Compiler;\nend Main;\n'}),
+        "ada",
+        (".adb", ".ads"),
+        ("/usr/bin/gnatmake", "--version"),
+        {
+            "README.md": "# Ada project\n\nBuild with `gprbuild -P main.gpr`, run with `./main`.\n",
+            "main.gpr": 'project Main is\n   for Source_Dirs use (".");\n   for Object_Dir use "obj";\n'
+            '   for Exec_Dir use ".";\n   for Main use ("main.adb");\n'
+            '   package Compiler is\n      for Default_Switches ("Ada") use ("-gnat2022");\n'
+            "   end Compiler;\nend Main;\n",
+        },
+    ),
 }
 
 
@@ -172,8 +194,11 @@ def check_mode(language, mode):
 
 def describe():
     """GET /runs/languages: the languages whose toolchain is installed here."""
-    return [{"name": lang.name, "version": lang.version, "modes": lang.modes()}
-            for lang in LANGUAGES.values() if lang.available and lang.version]
+    return [
+        {"name": lang.name, "version": lang.version, "modes": lang.modes()}
+        for lang in LANGUAGES.values()
+        if lang.available and lang.version
+    ]
 
 
 def language_of(names):

@@ -20,6 +20,7 @@ Layers (docs/runs.md says what each one stops, measured):
   whole process group is killed; ``--die-with-parent`` and the pid namespace make
   everything inside die with it (a ``setsid`` child included).
 """
+
 import codecs
 import contextlib
 import errno
@@ -64,18 +65,19 @@ class Limits:
 @dataclass
 class Outcome:
     """What happened to one sandboxed command (raw facts; execute.py names the verdict)."""
+
     exit_code: int | None = None
     signal: int | None = None
     cpu_ms: int = 0
     wall_ms: int = 0
     memory_kb: int | None = None
     truncated: bool = False
-    killed_for: str | None = None        # "wall" | "output" | "cancel" | None
-    memory_exceeded: bool = False        # the cgroup OOM-killed something
-    started: bool = True                 # False: bwrap could not set the sandbox up
-    error: str | None = None             # bwrap's own complaint when not started
+    killed_for: str | None = None  # "wall" | "output" | "cancel" | None
+    memory_exceeded: bool = False  # the cgroup OOM-killed something
+    started: bool = True  # False: bwrap could not set the sandbox up
+    error: str | None = None  # bwrap's own complaint when not started
     output_bytes: int = 0
-    tail: dict = field(default_factory=dict)   # last bytes per stream, for diagnosis
+    tail: dict = field(default_factory=dict)  # last bytes per stream, for diagnosis
 
 
 class SandboxError(RuntimeError):
@@ -141,7 +143,7 @@ class Box:
                 os.close(fd)
                 continue
             self._lock_fd = fd
-            _kill_uid(uid)          # leftovers of a crashed worker, if any
+            _kill_uid(uid)  # leftovers of a crashed worker, if any
             return uid
         raise SandboxError("no free run uid: too many concurrent runs on this host")
 
@@ -159,9 +161,23 @@ class Box:
 
     # -- one command --------------------------------------------------------------
     def command(self, argv, limits):
-        cmd = [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns",
-               "--die-with-parent", "--new-session", "--uid", INNER_ID, "--gid", INNER_ID,
-               "--hostname", "box", "--ro-bind", "/usr", "/usr"]
+        cmd = [
+            BWRAP,
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--uid",
+            INNER_ID,
+            "--gid",
+            INNER_ID,
+            "--hostname",
+            "box",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
             if os.path.islink(top):
                 cmd += ["--symlink", os.readlink(top), top]
@@ -169,9 +185,21 @@ class Box:
                 cmd += ["--ro-bind", top, top]
         for path in ETC_FILES:
             cmd += ["--ro-bind-try", path, path]
-        cmd += ["--proc", "/proc", "--dev", "/dev",
-                "--size", str(limits.tmp_mb * MB), "--tmpfs", "/tmp",
-                "--bind", self.work_dir, INSIDE, "--chdir", INSIDE]
+        cmd += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(limits.tmp_mb * MB),
+            "--tmpfs",
+            "/tmp",
+            "--bind",
+            self.work_dir,
+            INSIDE,
+            "--chdir",
+            INSIDE,
+        ]
         return cmd
 
     def run(self, argv, limits, *, stdin=b"", on_output=None, should_cancel=None):
@@ -195,16 +223,22 @@ class Box:
                     self._oom_kills = _read_oom_kills(path)
             started = time.monotonic()
             proc = subprocess.Popen(
-                cmd, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=dict(SANDBOX_ENV), close_fds=True, pass_fds=keep,
+                cmd,
+                stdin=stdin_fd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(SANDBOX_ENV),
+                close_fds=True,
+                pass_fds=keep,
                 # only os calls in it: safe after fork even with threads in the worker
-                preexec_fn=_preexec(self.uid, _rlimits(limits, self.uid), self._cgroups))  # noqa: PLW1509
+                preexec_fn=_preexec(self.uid, _rlimits(limits, self.uid), self._cgroups),
+            )
             os.close(status_w)
             status_w = None
             outcome = _pump(proc, limits, started, on_output, should_cancel)
             outcome.wall_ms = int((time.monotonic() - started) * 1000)
             inner = _read_status(status_r, outcome)
-            _add_inner_usage(inner, outcome)    # reaps pid 1 first: no zombie in the lists
+            _add_inner_usage(inner, outcome)  # reaps pid 1 first: no zombie in the lists
             self.kill_all()
             self._read_cgroups(outcome)
             return outcome
@@ -215,7 +249,7 @@ class Box:
 
     def _read_cgroups(self, outcome):
         for path in self._cgroups:
-            if "/cpuacct/" in path:    # counts processes killed before anyone reaped them
+            if "/cpuacct/" in path:  # counts processes killed before anyone reaped them
                 used = _read_int(os.path.join(path, "cpuacct.usage"))
                 if used is not None:
                     outcome.cpu_ms = max(outcome.cpu_ms, used // 1_000_000)
@@ -227,8 +261,8 @@ class Box:
 
 # -- process start -----------------------------------------------------------------
 def _rlimits(limits, uid):
-    processes = limits.processes + 3      # bwrap, its pid-1 reaper, the program
-    if uid is None:                       # counted per real uid: the worker's own too
+    processes = limits.processes + 3  # bwrap, its pid-1 reaper, the program
+    if uid is None:  # counted per real uid: the worker's own too
         processes += _count_uid_processes(os.getuid())
     cpu = max(1, int(limits.cpu_s + 0.999))
     fsize = limits.file_mb * MB
@@ -258,6 +292,7 @@ def _preexec(uid, rlimits, cgroups):
             os.setgid(uid)
             os.setuid(uid)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
     return preexec
 
 
@@ -265,7 +300,7 @@ def _memfd(name, data):
     fd = os.memfd_create(name, 0) if hasattr(os, "memfd_create") else _tmpfd()
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
 
@@ -300,7 +335,7 @@ def _pump(proc, limits, started, on_output, should_cancel):
     for fd in streams:
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
-    pidfd = _pidfd(proc.pid)     # readable when bwrap exits: no polling latency
+    pidfd = _pidfd(proc.pid)  # readable when bwrap exits: no polling latency
     if pidfd is not None:
         sel.register(pidfd, selectors.EVENT_READ)
     deadline = started + limits.wall_s
@@ -341,7 +376,7 @@ def _pump(proc, limits, started, on_output, should_cancel):
             wait = min(FLUSH_EVERY_S / 2, max(0.0, deadline - now) + 0.01)
             if not sel.get_map():
                 wait = min(wait, 0.005)
-            for key, _ in (sel.select(wait) if sel.get_map() else _sleep(wait)):
+            for key, _ in sel.select(wait) if sel.get_map() else _sleep(wait):
                 fd = key.fd
                 if fd not in streams:
                     continue
@@ -356,7 +391,7 @@ def _pump(proc, limits, started, on_output, should_cancel):
                     continue
                 room = cap - outcome.output_bytes
                 if len(data) > room:
-                    data = data[:max(room, 0)]
+                    data = data[: max(room, 0)]
                     outcome.truncated = True
                     kill("output")
                 outcome.output_bytes += len(data)
@@ -368,7 +403,7 @@ def _pump(proc, limits, started, on_output, should_cancel):
         if status is None:
             kill(outcome.killed_for or "internal")
             _, status, rusage = os.wait4(proc.pid, 0)
-        proc.returncode = status    # reaped by hand (wait4 gives the rusage); Popen must not
+        proc.returncode = status  # reaped by hand (wait4 gives the rusage); Popen must not
         for stream in streams.values():
             stream.take(b"", final=True)
         flush()
@@ -416,8 +451,12 @@ def _read_status(fd, outcome):
         outcome.error = outcome.tail.get("stderr", b"").decode(errors="replace").strip()
         return None
     # bwrap reports a program killed by signal N as exit code 128+N
-    if outcome.signal is None and outcome.exit_code is not None and outcome.exit_code > 128 \
-            and outcome.killed_for is None:
+    if (
+        outcome.signal is None
+        and outcome.exit_code is not None
+        and outcome.exit_code > 128
+        and outcome.killed_for is None
+    ):
         outcome.signal, outcome.exit_code = outcome.exit_code - 128, None
     return inner
 
@@ -439,6 +478,7 @@ def become_subreaper():
     if _subreaper is None:
         try:
             import ctypes
+
             libc = ctypes.CDLL(None, use_errno=True)
             _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
         except (OSError, AttributeError):
@@ -453,7 +493,7 @@ def _add_inner_usage(pid, outcome, timeout=2.0):
     while True:
         try:
             got, _, usage = os.wait4(pid, os.WNOHANG)
-        except ChildProcessError:      # not ours (not reparented to us): no figures
+        except ChildProcessError:  # not ours (not reparented to us): no figures
             return
         if got:
             break
@@ -541,8 +581,7 @@ def _make_cgroups(name):
 def _reset_cgroup(path, limits):
     if "/memory/" in path:
         # memsw (memory+swap) must stay >= memory: the order depends on the direction
-        for name in ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes",
-                     "memory.memsw.limit_in_bytes"):
+        for name in ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"):
             with contextlib.suppress(OSError):
                 _write(path, name, limits.memory_mb * MB)
         _write(path, "memory.max_usage_in_bytes", 0)
@@ -638,14 +677,17 @@ def self_test():
             box.hand_over()
             out = {"stdout": "", "stderr": ""}
             port = listener.getsockname()[1]
-            res = box.run(["/usr/bin/python3", "probe.py", str(port), os.path.abspath(__file__)],
-                          limits, on_output=lambda s, d: out.__setitem__(s, out[s] + d))
+            res = box.run(
+                ["/usr/bin/python3", "probe.py", str(port), os.path.abspath(__file__)],
+                limits,
+                on_output=lambda s, d: out.__setitem__(s, out[s] + d),
+            )
         if not res.started:
             return False, f"bwrap could not start a sandbox: {res.error}"
         if res.exit_code != 0:
             return False, f"probe failed (exit {res.exit_code}, signal {res.signal}): {out['stderr'][-500:]}"
         probe = json.loads(out["stdout"])
-    except Exception as exc:  # noqa: BLE001 - the worker must get a reason, not a traceback
+    except Exception as exc:
         return False, f"sandbox self-test crashed: {type(exc).__name__}: {exc}"
     finally:
         listener.close()
@@ -663,12 +705,15 @@ def self_test():
     seccomp = "seccomp on" if build_filter() else "no seccomp filter for this architecture"
     uid = f"run uid {RUN_UID_BASE}+" if os.geteuid() == 0 else "worker's uid (not root)"
     cg = "cgroups memory+pids+cpuacct" if _make_cgroups_probe() else "no writable cgroups (rlimits only)"
-    return True, (f"bwrap ok: no network ({probe['tcp']}), env cleared, host files hidden, "
-                  f"limits applied; {seccomp}; {uid}; {cg}; hello run {res.wall_ms} ms")
+    return True, (
+        f"bwrap ok: no network ({probe['tcp']}), env cleared, host files hidden, "
+        f"limits applied; {seccomp}; {uid}; {cg}; hello run {res.wall_ms} ms"
+    )
 
 
 def socket_listener():
     import socket
+
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(1)

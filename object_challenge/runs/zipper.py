@@ -1,4 +1,5 @@
 """POST /runs/download: the base project of a language with the user's files inserted."""
+
 import io
 import re
 import zipfile
@@ -26,7 +27,7 @@ def build_zip(files, base=None, name=None):
     if base is None:
         base = languages.language_of([n for n, _ in entries])
     project = {n: t.encode() for n, t in languages.get(base).base_files.items()}
-    project.update(entries)                 # the user's file wins over the base's
+    project.update(entries)  # the user's file wins over the base's
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(project):

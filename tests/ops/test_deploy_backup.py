@@ -6,7 +6,7 @@ import os
 
 import pytest
 from bson import json_util
-from helpers import auth
+from helpers import auth, forget_connections
 
 USER1, USER2, WORKER, ADMIN = auth("token_1"), auth("token_2"), auth("token_worker"), auth("token_admin")
 JOB = {"job_title": "encode", "tasks": [{"module": "echo", "data": {"n": 1}}]}
@@ -22,22 +22,12 @@ def _fresh_names(config, tag):
     }
 
 
-def _forget_connections():
-    from mongoengine import disconnect_all
-
-    from object_challenge.app import ALL_MODELS
-
-    disconnect_all()
-    for model in ALL_MODELS:
-        model._collection = None
-
-
 def _make_app(stores, **overrides):
     from object_challenge.app import create_app
     from object_challenge.core.config import load
 
     environ = {"APP_ENV": "testing", "REDIS_URL": stores.redis_url, **overrides}
-    _forget_connections()
+    forget_connections()
     return create_app(load("testing", environ))
 
 

@@ -1,4 +1,5 @@
 """The rules of a run request (400 invalid_run, 422, 501) and the zip download: pure functions."""
+
 import base64
 import io
 import os
@@ -16,10 +17,23 @@ def one(name, content="x"):
     return [{"name": name, "content": content}]
 
 
-@pytest.mark.parametrize("name", [
-    "", "/etc/passwd", "../x.py", "a/../../x.py", "a\\b.py", "a\x00b.py", "a\nb.py",
-    "x" * 256, "a//b.py", "./a.py", "a/", 5,
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "/etc/passwd",
+        "../x.py",
+        "a/../../x.py",
+        "a\\b.py",
+        "a\x00b.py",
+        "a\nb.py",
+        "x" * 256,
+        "a//b.py",
+        "./a.py",
+        "a/",
+        5,
+    ],
+)
 def test_bad_file_names_are_invalid_run(name):
     with pytest.raises(InvalidRun) as err:
         validate_files(one(name))
@@ -31,16 +45,19 @@ def test_a_255_byte_name_is_fine_and_nested_paths_too():
     assert validate_files(one("src/pkg/main.py"))[0][0] == "src/pkg/main.py"
 
 
-@pytest.mark.parametrize("files, field", [
-    ([], "files"),
-    ("main.py", "files"),
-    (one("a.py") + one("a.py"), "files[1].name"),
-    ([{"name": f"f{i}.py", "content": ""} for i in range(51)], "files"),
-    (one("a.py", "x" * (512 * 1024 + 1)), "files"),
-    ([{"name": "a.bin", "content": "not base64!", "encoding": "base64"}], "files[0].content"),
-    ([{"name": "a.bin", "content": "", "encoding": "latin1"}], "files[0].encoding"),
-    (one("a") + one("a/b.py"), "files"),
-])
+@pytest.mark.parametrize(
+    "files, field",
+    [
+        ([], "files"),
+        ("main.py", "files"),
+        (one("a.py") + one("a.py"), "files[1].name"),
+        ([{"name": f"f{i}.py", "content": ""} for i in range(51)], "files"),
+        (one("a.py", "x" * (512 * 1024 + 1)), "files"),
+        ([{"name": "a.bin", "content": "not base64!", "encoding": "base64"}], "files[0].content"),
+        ([{"name": "a.bin", "content": "", "encoding": "latin1"}], "files[0].encoding"),
+        (one("a") + one("a/b.py"), "files"),
+    ],
+)
 def test_bad_file_lists_are_invalid_run(files, field):
     with pytest.raises(InvalidRun) as err:
         validate_files(files)
@@ -80,8 +97,7 @@ def test_args_must_be_a_list_of_strings():
 
 def test_limits_have_defaults_and_maxima():
     limits = resolve_limits(None)
-    assert (limits.wall_s, limits.cpu_s, limits.memory_mb, limits.processes, limits.output_kb) \
-        == (10, 5, 256, 64, 64)
+    assert (limits.wall_s, limits.cpu_s, limits.memory_mb, limits.processes, limits.output_kb) == (10, 5, 256, 64, 64)
     with pytest.raises(LimitAboveMax) as err:
         resolve_limits({"memory_mb": 4096}, maxima={"memory_mb": 1024})
     assert (err.value.field, err.value.max) == ("limits.memory_mb", 1024)
@@ -115,8 +131,7 @@ def test_main_must_be_one_of_the_files():
 
 
 def test_zip_has_the_base_project_and_the_users_files():
-    filename, data = build_zip(one("main.adb", "procedure Main is begin null; end;"),
-                               base="ada", name="demo")
+    filename, data = build_zip(one("main.adb", "procedure Main is begin null; end;"), base="ada", name="demo")
     assert filename == "demo.zip"
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert sorted(names) == ["demo/README.md", "demo/main.adb", "demo/main.gpr"]

@@ -1,4 +1,5 @@
 """Each limit and attack of issue 14, run through execute() on this machine's sandbox."""
+
 import os
 import socket
 import subprocess
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(sandbox.BWRAP), reason="bubbl
 
 class Events:
     def __init__(self):
-        self.items = []          # (monotonic time, stream, data)
+        self.items = []  # (monotonic time, stream, data)
 
     def __call__(self, stream, data):
         self.items.append((time.monotonic(), stream, data))
@@ -29,14 +30,19 @@ class Events:
 
 def run_py(source, *, limits=None, stdin="", events=None, **kw):
     small = {"wall_s": 5, "cpu_s": 2, "memory_mb": 128, "processes": 16, "output_kb": 16}
-    return execute("python", "run", [{"name": "main.py", "content": textwrap.dedent(source)}],
-                   stdin=stdin, limits={**small, **(limits or {})},
-                   on_event=events if events is not None else Events(), **kw)
+    return execute(
+        "python",
+        "run",
+        [{"name": "main.py", "content": textwrap.dedent(source)}],
+        stdin=stdin,
+        limits={**small, **(limits or {})},
+        on_event=events if events is not None else Events(),
+        **kw,
+    )
 
 
 def run_uid_processes():
-    return [pid for uid in range(sandbox.RUN_UID_BASE, sandbox.RUN_UID_BASE + 8)
-            for pid in sandbox._uid_pids(uid)]
+    return [pid for uid in range(sandbox.RUN_UID_BASE, sandbox.RUN_UID_BASE + 8) for pid in sandbox._uid_pids(uid)]
 
 
 def test_self_test_passes_here():
@@ -66,14 +72,17 @@ def test_sleeping_past_wall_time_is_time_limit():
 
 
 def test_fork_bomb_is_contained_and_the_machine_stays_healthy():
-    result = run_py("""
+    result = run_py(
+        """
         import os
         while True:
             try:
                 os.fork()
             except OSError:
                 pass
-        """, limits={"wall_s": 2, "processes": 16})
+        """,
+        limits={"wall_s": 2, "processes": 16},
+    )
     assert result["verdict"] in ("time_limit", "runtime_error")
     assert run_uid_processes() == []
     assert subprocess.run(["true"], check=False).returncode == 0
@@ -81,23 +90,29 @@ def test_fork_bomb_is_contained_and_the_machine_stays_healthy():
 
 
 def test_allocating_2gb_is_memory_limit_or_runtime_error():
-    result = run_py("""
+    result = run_py(
+        """
         blocks = []
         for _ in range(2048):
             blocks.append(bytearray(1024 * 1024))
         print('allocated')
-        """, limits={"memory_mb": 128})
+        """,
+        limits={"memory_mb": 128},
+    )
     assert result["verdict"] in ("memory_limit", "runtime_error")
 
 
 def test_writing_100mb_is_stopped_by_the_file_size_limit():
     # Python ignores SIGXFSZ, so the write fails with EFBIG instead of the signal
     events = Events()
-    result = run_py("""
+    result = run_py(
+        """
         with open('big', 'wb') as f:
             for _ in range(100):
                 f.write(b'x' * (1024 * 1024))
-        """, events=events)
+        """,
+        events=events,
+    )
     assert result["verdict"] == "runtime_error"
     assert "File too large" in events.text("stderr")
 
@@ -117,12 +132,13 @@ def test_c_writing_100mb_gets_sigxfsz():
         """)
     result = execute("c", "run", [{"name": "main.c", "content": source}])
     assert result["verdict"] == "runtime_error"
-    assert result["stages"][-1]["signal"] == 25          # SIGXFSZ
+    assert result["stages"][-1]["signal"] == 25  # SIGXFSZ
 
 
 def test_filling_tmp_is_stopped_by_the_tmpfs_size():
     events = Events()
-    result = run_py("""
+    result = run_py(
+        """
         import os
         n = 0
         try:
@@ -132,7 +148,9 @@ def test_filling_tmp_is_stopped_by_the_tmpfs_size():
                 n += 8
         except OSError as e:
             print('stopped at', n, 'MB:', e.strerror)
-        """, events=events)
+        """,
+        events=events,
+    )
     assert result["verdict"] == "ok"
     assert "No space left on device" in events.text()
 
@@ -153,14 +171,17 @@ def test_tcp_connect_to_a_listening_port_outside_fails():
     listener.listen(1)
     events = Events()
     try:
-        run_py(f"""
+        run_py(
+            f"""
             import socket
             try:
                 socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), timeout=2)
                 print('connected')
             except OSError as e:
                 print('refused', type(e).__name__)
-            """, events=events)
+            """,
+            events=events,
+        )
         listener.setblocking(False)
         with pytest.raises(BlockingIOError):
             listener.accept()
@@ -172,13 +193,16 @@ def test_tcp_connect_to_a_listening_port_outside_fails():
 def test_worker_environment_and_files_outside_are_absent(monkeypatch):
     monkeypatch.setenv("OC_SECRET_TOKEN", "s3cr3t")
     events = Events()
-    run_py(f"""
+    run_py(
+        f"""
         import os
         print(sorted(os.environ))
         print('secret' if 's3cr3t' in str(os.environ) else 'no secret')
-        for path in [{str(ROOT / 'README.md')!r}, '/root', '/work', '/etc/passwd', '/home']:
+        for path in [{str(ROOT / "README.md")!r}, '/root', '/work', '/etc/passwd', '/home']:
             print(path, os.path.exists(path))
-        """, events=events)
+        """,
+        events=events,
+    )
     out = events.text()
     assert "no secret" in out and "OC_SECRET_TOKEN" not in out
     assert "True" not in out
@@ -186,27 +210,32 @@ def test_worker_environment_and_files_outside_are_absent(monkeypatch):
 
 def test_setsid_sleep_left_behind_is_gone_after_the_run():
     events = Events()
-    result = run_py("""
+    result = run_py(
+        """
         import subprocess
         p = subprocess.Popen(['setsid', 'sleep', '300'])
         print(p.pid)
-        """, events=events)
+        """,
+        events=events,
+    )
     assert result["verdict"] == "ok"
     assert run_uid_processes() == []
-    sleepers = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True,
-                              check=False)
+    sleepers = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True, check=False)
     assert sleepers.stdout.strip() == ""
 
 
 def test_output_arrives_while_the_program_runs():
     events = Events()
     started = time.monotonic()
-    result = run_py("""
+    result = run_py(
+        """
         import sys, time
         for i in range(8):
             print('tick', i)
             time.sleep(0.2)
-        """, events=events)
+        """,
+        events=events,
+    )
     ended = time.monotonic()
     assert result["verdict"] == "ok"
     ticks = [t for t, s, d in events.items if s == "stdout"]
@@ -217,14 +246,24 @@ def test_output_arrives_while_the_program_runs():
 def test_c_output_arrives_while_the_program_runs():
     events = Events()
     started = time.monotonic()
-    result = execute("c", "run", [{"name": "main.c", "content": textwrap.dedent("""
+    result = execute(
+        "c",
+        "run",
+        [
+            {
+                "name": "main.c",
+                "content": textwrap.dedent("""
         #include <stdio.h>
         #include <unistd.h>
         int main(void) {
             for (int i = 0; i < 6; i++) { printf("tick %d\\n", i); usleep(200000); }
             return 0;
         }
-        """)}], on_event=events)
+        """),
+            }
+        ],
+        on_event=events,
+    )
     ended = time.monotonic()
     assert result["verdict"] == "ok", events.items
     ticks = [t for t, s, d in events.items if s == "stdout"]
@@ -246,8 +285,9 @@ def test_non_zero_exit_is_runtime_error():
 
 def test_cancel_kills_within_2s():
     started = time.monotonic()
-    result = run_py("import time; time.sleep(30)", limits={"wall_s": 30},
-                    should_cancel=lambda: time.monotonic() - started > 0.5)
+    result = run_py(
+        "import time; time.sleep(30)", limits={"wall_s": 30}, should_cancel=lambda: time.monotonic() - started > 0.5
+    )
     assert result["cancelled"] is True and result["verdict"] is None
     assert time.monotonic() - started < 2.5
     assert run_uid_processes() == []
@@ -261,7 +301,13 @@ def test_args_are_an_argv_never_a_shell():
 
 def test_c_program_reads_stdin():
     events = Events()
-    result = execute("c", "run", [{"name": "main.c", "content": textwrap.dedent("""
+    result = execute(
+        "c",
+        "run",
+        [
+            {
+                "name": "main.c",
+                "content": textwrap.dedent("""
         #include <stdio.h>
         int main(void) {
             int a, b;
@@ -269,7 +315,12 @@ def test_c_program_reads_stdin():
             printf("%d\\n", a + b);
             return 0;
         }
-        """)}], stdin="40 2\n", on_event=events)
+        """),
+            }
+        ],
+        stdin="40 2\n",
+        on_event=events,
+    )
     assert result["verdict"] == "ok", events.items
     assert events.text() == "42\n"
     assert [s["stage"] for s in result["stages"]] == ["build", "run"]
@@ -277,8 +328,7 @@ def test_c_program_reads_stdin():
 
 def test_c_build_error_is_build_error():
     events = Events()
-    result = execute("c", "run", [{"name": "main.c", "content": "int main(void) { return x; }\n"}],
-                     on_event=events)
+    result = execute("c", "run", [{"name": "main.c", "content": "int main(void) { return x; }\n"}], on_event=events)
     assert result["verdict"] == "build_error"
     assert "undeclared" in events.text("stderr")
     assert [s["stage"] for s in result["stages"]] == ["build"]
@@ -286,21 +336,30 @@ def test_c_build_error_is_build_error():
 
 def test_ada_hello_world():
     events = Events()
-    result = execute("ada", "run", [{"name": "hello.adb", "content": textwrap.dedent("""
+    result = execute(
+        "ada",
+        "run",
+        [
+            {
+                "name": "hello.adb",
+                "content": textwrap.dedent("""
         with Ada.Text_IO;
         procedure Hello is
         begin
            Ada.Text_IO.Put_Line ("Hello from Ada");
         end Hello;
-        """)}], on_event=events)
+        """),
+            }
+        ],
+        on_event=events,
+    )
     assert result["verdict"] == "ok", events.items
     assert events.text() == "Hello from Ada\n"
 
 
 def test_build_mode_only_builds():
     events = Events()
-    result = execute("c", "build", [{"name": "main.c", "content": 'int main(void){return 0;}\n'}],
-                     on_event=events)
+    result = execute("c", "build", [{"name": "main.c", "content": "int main(void){return 0;}\n"}], on_event=events)
     assert result["verdict"] == "ok"
     assert [s["stage"] for s in result["stages"]] == ["build"]
 
