@@ -93,6 +93,9 @@ def settings_from_env(environ=None):
         "MONGO_JOB_COLL_QUEUED": _env("MONGO_JOB_COLL_QUEUED", "queued", e),
         "JOB_LEASE_SECONDS": _float("JOB_LEASE_SECONDS", 60, e),
         "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 3, e),
+        # job events (jobs/events.py): per job, all attempts together
+        "JOB_EVENTS_MAX": _int("JOB_EVENTS_MAX", 10_000, e),
+        "JOB_EVENTS_MAX_BYTES": _int("JOB_EVENTS_MAX_BYTES", 1024 * 1024, e),
         # the worker processes' own token (a user with the worker role); none in production
         # means `manage.py worker` needs --token
         "WORKER_TOKEN": _env("WORKER_TOKEN", None, e),

@@ -4,11 +4,12 @@ queue.py   Redis: order, leases, attempts (Lua scripts beside it)
 store.py   MongoDB: the job documents and their history
 service.py the operations the views call, each one Redis step then its Mongo record
 workers.py worker status and attributes; data.py the per-module document store
+events.py  job events (output, progress, logs): Redis while active, MongoDB once final
 worker.py  the worker program and ``JobClient``; tasks.py the task registry
 cli.py     manage.py worker | jobs ...     scripts/*.lua the Redis scripts
 """
 
-from object_challenge.jobs import cli, service, tasks, views
+from object_challenge.jobs import cli, events, service, tasks, views
 
 bp = views.bp
 MODELS = ()  # job documents are schemaless (flask-pymongo), see store.py
@@ -16,6 +17,7 @@ MODELS = ()  # job documents are schemaless (flask-pymongo), see store.py
 
 def register(app):
     app.extensions["oc.schedule"].append((service.tick, 0.5))  # expired leases, stopped workers
+    app.extensions["oc.schedule"].append((events.archive_due, 1.0))  # events of final jobs -> MongoDB
     for command in cli.COMMANDS:
         app.cli.add_command(command)
 

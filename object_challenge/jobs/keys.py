@@ -44,3 +44,22 @@ def worker_attributes(worker_id):
 def worker_jobs(worker_id):
     """SET of the running job ids whose lease ``worker_id`` holds."""
     return key(SERVICE, "worker-jobs", worker_id)
+
+
+# -- job events (events.py; the gateway's twin: lua/oc/keys.lua) ----------------------
+EVENTS_JOBS = key(SERVICE, "events-jobs")  # SET of job ids whose events are in Redis (not archived yet)
+
+
+def events(job_id):
+    """STREAM of a job's events, entry id ``attempt-seq``, field ``e``: the event's JSON."""
+    return key(SERVICE, "events", job_id)
+
+
+def events_meta(job_id):
+    """HASH count, bytes, last (the last event id), truncated ("1") of a job's events."""
+    return key(SERVICE, "events-meta", job_id)
+
+
+def events_channel(job_id):
+    """PUB/SUB channel: each stored event's JSON, as it is stored (the gateway's live stream)."""
+    return key(SERVICE, "events-channel", job_id)

@@ -20,6 +20,7 @@ from object_challenge.accounts.identity import authenticated, current_identity, 
 from object_challenge.core.errors import BadRequest, ServiceUnavailable, error_response
 from object_challenge.core.health import check_stores
 from object_challenge.jobs import data as module_data
+from object_challenge.jobs import events as job_events
 from object_challenge.jobs import workers
 from object_challenge.jobs.service import JobNotFound, jobs, queue_name, worker_id
 
@@ -118,7 +119,7 @@ def poll():
 @bp.get("/jobs/<job_id>")
 @authenticated
 def get_job(job_id):
-    return jsonify(_visible(jobs().get(job_id)))
+    return jsonify(job_events.annotate(_visible(jobs().get(job_id))))
 
 
 @bp.delete("/jobs/<job_id>")
@@ -127,6 +128,7 @@ def delete_job(job_id):
     service = jobs()
     _visible(service.get(job_id))
     service.delete(job_id)
+    job_events.events().delete(job_id)
     return jsonify({"job_id": job_id, "deleted": True})
 
 
@@ -135,6 +137,42 @@ def delete_job(job_id):
 def complete_job(job_id):
     worker = worker_id(request.args.get("worker_id"))
     return jsonify(jobs().complete(job_id, worker, _body(required=False)))
+
+
+# -- job events (events.py; the live stream is the gateway's: lua/oc/job_events.lua) --
+@bp.post("/jobs/<job_id>/events")
+@require_role("worker")
+def post_events(job_id):
+    worker = worker_id(request.args.get("worker_id"))
+    return jsonify(job_events.events().post(job_id, worker, _body()))
+
+
+@bp.get("/jobs/<job_id>/events")
+@authenticated
+def get_events(job_id):
+    limit = request.args.get("limit", str(job_events.READ_DEFAULT))
+    limit = int(limit) if limit.isdigit() else 0
+    if not 1 <= limit <= job_events.READ_MAX:
+        raise BadRequest(f"limit is a whole number from 1 to {job_events.READ_MAX}", code="bad_limit")
+    job = job_events.annotate(_visible(jobs().get(job_id)))
+    return jsonify(job_events.events().read(job, request.args.get("after", ""), limit))
+
+
+@bp.get("/jobs/<job_id>/events/stream")
+@authenticated
+def stream_events(job_id):
+    """Every stored event as Server-Sent Events (then ``event: end`` once the job is final), in
+    one answer: behind the gateway this is the live stream's catch-up; called directly, an
+    EventSource reconnects with Last-Event-ID, so it polls."""
+    job = job_events.annotate(_visible(jobs().get(job_id)))
+    after = request.args["after"] if "after" in request.args else request.headers.get("Last-Event-ID", "")
+    text, last, done = job_events.events().sse(job, after)
+    response = current_app.response_class(text, mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Events-Next"] = last
+    response.headers["X-Events-Done"] = "1" if done else "0"
+    response.headers["X-Job-State"] = job["state"]
+    return response
 
 
 # -- workers -----------------------------------------------------------------
