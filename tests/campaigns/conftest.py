@@ -34,7 +34,7 @@ def mongo_db(stores):
 def _redis(stores, db=0):
     import redis
 
-    client = redis.Redis.from_url(stores.redis_url, db=db)
+    client = redis.Redis.from_url(stores.redis_url.rsplit("/", 1)[0] + f"/{db}")
     for key in client.scan_iter("oc:campaigns:*"):
         client.delete(key)
     return client
