@@ -26,7 +26,7 @@ DUPLICATE_KEY = 11000
 class IngestResult:
     found: int  # non-null records in the batch
     inserted: int  # records this delivery created (0 for a repeated delivery)
-    updated: int  # existing records whose values changed
+    updated: int  # records matched and rewritten (MongoDB: only if a value changed; mongoeco: every match)
     max_id_found: int | None  # highest player id of the batch with a record
 
 
