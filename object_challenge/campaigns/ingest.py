@@ -11,7 +11,7 @@ The cost per batch is two indexed reads of ≤ batch-size keys and one bulk writ
 whatever the collection already holds.
 """
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
@@ -31,7 +31,7 @@ class IngestResult:
 
 
 def build_operations(campaign, pass_no, answers, previous, battles=battles_of, now=None):
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     operations = []
     for player_id, record in sorted(answers.items()):
         if record is None:
