@@ -9,6 +9,7 @@ and the document. The ``_id`` makes a reload overwrite instead of duplicating. L
 (Elasticsearch caps a request's body with ``http.max_content_length``, 100mb by default; split
 bigger files on an even line count, e.g. ``split -l 200000``.)
 """
+
 import json
 import re
 from datetime import datetime

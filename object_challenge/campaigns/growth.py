@@ -4,6 +4,7 @@ At the end of a pass, if the highest id found is within ``threshold`` of the ran
 (``end - max_id_found < threshold``), the next pass's range ends ``step`` further. A pass that
 found nobody never grows the range (there is no evidence the population reaches its end).
 """
+
 DEFAULT_THRESHOLD = 50_000
 DEFAULT_STEP = 200_000
 

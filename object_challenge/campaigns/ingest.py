@@ -10,6 +10,7 @@ add it to a campaign's ``players_found`` without double counting.
 The cost per batch is two indexed reads of ≤ batch-size keys and one bulk write (records.py),
 whatever the collection already holds.
 """
+
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,12 +40,16 @@ def build_operations(campaign, pass_no, answers, previous, battles=battles_of, n
         count = battles(record)
         before = previous.get(player_id)
         diff = None if before is None else count - before[1]
-        operations.append(UpdateOne(
-            {"campaign": campaign, "pass": pass_no, "player_id": player_id},
-            {"$set": {"battles": count, "diff_battles": diff, "record": record},
-             "$setOnInsert": {"ingested_at": now}},
-            upsert=True,
-        ))
+        operations.append(
+            UpdateOne(
+                {"campaign": campaign, "pass": pass_no, "player_id": player_id},
+                {
+                    "$set": {"battles": count, "diff_battles": diff, "record": record},
+                    "$setOnInsert": {"ingested_at": now},
+                },
+                upsert=True,
+            )
+        )
     return operations
 
 

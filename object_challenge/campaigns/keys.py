@@ -1,7 +1,8 @@
 """Every Redis key of the campaigns service, built here and only here (``oc:campaigns:<thing>:<id>``)."""
+
 import hashlib
 
-from object_challenge.keys import key
+from object_challenge.core.keys import key
 
 SERVICE = "campaigns"
 

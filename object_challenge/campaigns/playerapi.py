@@ -24,6 +24,7 @@ Admin routes (no auth: the stand-in listens on 127.0.0.1): ``POST /_admin/grow {
 Settings come as arguments; ``python -m object_challenge.campaigns.playerapi --port N`` is the
 only place that reads the environment (PLAYER_API_ADDR, PLAYER_API_MAX_ID, PLAYER_API_RPS).
 """
+
 import argparse
 import hashlib
 import math
@@ -183,14 +184,30 @@ class StandIn:
 
     def reset_stats(self):
         with self._lock:
-            self.stats = {"calls": 0, "refusals": 0, "admitted": 0, "failures": 0, "ids": 0, "found": 0,
-                          "by_key": {}, "since": time.time()}
+            self.stats = {
+                "calls": 0,
+                "refusals": 0,
+                "admitted": 0,
+                "failures": 0,
+                "ids": 0,
+                "found": 0,
+                "by_key": {},
+                "since": time.time(),
+            }
 
     def snapshot(self):
         with self._lock:
             by_key = {k: dict(v) for k, v in self.stats["by_key"].items()}
-            return {**self.stats, "by_key": by_key, "max_id": self.max_id, "day": self.day, "rps": self.rps,
-                    "burst": self.burst, "latency_ms": self.latency_ms, "fail_ratio": self.fail_ratio}
+            return {
+                **self.stats,
+                "by_key": by_key,
+                "max_id": self.max_id,
+                "day": self.day,
+                "rps": self.rps,
+                "burst": self.burst,
+                "latency_ms": self.latency_ms,
+                "fail_ratio": self.fail_ratio,
+            }
 
 
 def _parse_ids(raw):
@@ -245,14 +262,14 @@ def create_app(state=None, **settings):
     def admin_grow():
         by = _body_number("by")
         if by is None or int(by) != by:
-            return jsonify(error="bad_request", message="body must be {\"by\": n}, n a whole number >= 0"), 400
+            return jsonify(error="bad_request", message='body must be {"by": n}, n a whole number >= 0'), 400
         return jsonify(max_id=state.grow(by))
 
     @app.post("/_admin/advance")
     def admin_advance():
         days = _body_number("days")
         if days is None or int(days) != days:
-            return jsonify(error="bad_request", message="body must be {\"days\": n}, n a whole number >= 0"), 400
+            return jsonify(error="bad_request", message='body must be {"days": n}, n a whole number >= 0'), 400
         return jsonify(day=state.advance(days))
 
     @app.post("/_admin/faults")
@@ -270,7 +287,9 @@ def create_app(state=None, **settings):
         rps = _body_number("rps", minimum=-math.inf)
         burst = _body_number("burst", minimum=1)
         if rps is None:
-            return jsonify(error="bad_request", message="body must be {\"rps\": n, \"burst\"?: m}; rps <= 0 = no limit"), 400
+            return jsonify(
+                error="bad_request", message='body must be {"rps": n, "burst"?: m}; rps <= 0 = no limit'
+            ), 400
         state.set_rate(rps, burst)
         return jsonify(rps=state.rps, burst=state.burst)
 
@@ -344,8 +363,9 @@ def main(argv=None):
     parser.add_argument("--day", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    serve(args.host, args.port, quiet=not args.verbose, max_id=args.max_id, rps=args.rps, burst=args.burst,
-          day=args.day)
+    serve(
+        args.host, args.port, quiet=not args.verbose, max_id=args.max_id, rps=args.rps, burst=args.burst, day=args.day
+    )
 
 
 if __name__ == "__main__":

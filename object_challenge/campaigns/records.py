@@ -12,6 +12,7 @@ Two indexes keep every operation an index seek, whatever the collection holds:
 - ``(campaign, player_id, pass)``: one player's passes, and the earlier passes of a player
   missing from the previous one.
 """
+
 from pymongo import ASCENDING, DESCENDING
 
 COLLECTION = "campaign_records"
@@ -23,10 +24,14 @@ def collection(db):
 
 def ensure_indexes(db):
     records = collection(db)
-    records.create_index([("campaign", ASCENDING), ("pass", ASCENDING), ("player_id", ASCENDING)],
-                         unique=True, name="campaign_pass_player")
-    records.create_index([("campaign", ASCENDING), ("player_id", ASCENDING), ("pass", ASCENDING)],
-                         name="campaign_player_pass")
+    records.create_index(
+        [("campaign", ASCENDING), ("pass", ASCENDING), ("player_id", ASCENDING)],
+        unique=True,
+        name="campaign_pass_player",
+    )
+    records.create_index(
+        [("campaign", ASCENDING), ("player_id", ASCENDING), ("pass", ASCENDING)], name="campaign_player_pass"
+    )
 
 
 def player_passes(db, campaign, player_id):
@@ -55,13 +60,17 @@ def previous_records(db, campaign, pass_no, player_ids):
     player_ids = list(player_ids)
     found = {}
     if pass_no > 1 and player_ids:
-        for doc in records.find({"campaign": campaign, "pass": pass_no - 1, "player_id": {"$in": player_ids}},
-                                {"_id": 0, "player_id": 1, "pass": 1, "battles": 1}):
+        for doc in records.find(
+            {"campaign": campaign, "pass": pass_no - 1, "player_id": {"$in": player_ids}},
+            {"_id": 0, "player_id": 1, "pass": 1, "battles": 1},
+        ):
             found[doc["player_id"]] = (doc["pass"], doc["battles"])
     missing = [i for i in player_ids if i not in found]
     if pass_no > 2 and missing:
-        cursor = records.find({"campaign": campaign, "player_id": {"$in": missing}, "pass": {"$lt": pass_no - 1}},
-                              {"_id": 0, "player_id": 1, "pass": 1, "battles": 1})
+        cursor = records.find(
+            {"campaign": campaign, "player_id": {"$in": missing}, "pass": {"$lt": pass_no - 1}},
+            {"_id": 0, "player_id": 1, "pass": 1, "battles": 1},
+        )
         for doc in cursor.sort([("player_id", ASCENDING), ("pass", DESCENDING)]):
             found.setdefault(doc["player_id"], (doc["pass"], doc["battles"]))
     return found

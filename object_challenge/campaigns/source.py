@@ -7,6 +7,7 @@ A refusal anyway (REQUEST_LIMIT_EXCEEDED: the API's clock and ours differ a litt
 exponentially and retries; so do transient failures (HTTP 5xx, SOURCE_NOT_AVAILABLE, connection
 errors), up to ``max_attempts`` each. Keys and the base URL come from settings, never from a client.
 """
+
 import random
 import time
 from collections import Counter
@@ -37,7 +38,7 @@ def battles_of(record):
 
 def chunks(ids, size=MAX_IDS_PER_CALL):
     ids = list(ids)
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 class RateLimiter:
@@ -72,8 +73,22 @@ class RateLimiter:
 class PlayerSource:
     """``fetch(ids) -> {player_id: record | None}`` for every id asked, against ``base_url``."""
 
-    def __init__(self, base_url, api_keys, redis, rps, burst=1, *, session=None, timeout=10.0, max_attempts=5,
-                 max_refusals=20, backoff=0.05, max_backoff=2.0, sleep=time.sleep):
+    def __init__(
+        self,
+        base_url,
+        api_keys,
+        redis,
+        rps,
+        burst=1,
+        *,
+        session=None,
+        timeout=10.0,
+        max_attempts=5,
+        max_refusals=20,
+        backoff=0.05,
+        max_backoff=2.0,
+        sleep=time.sleep,
+    ):
         self.url = base_url.rstrip("/") + "/account/info/"
         self.limiter = RateLimiter(redis, api_keys, rps, burst, sleep=sleep)
         self.session = session or requests.Session()

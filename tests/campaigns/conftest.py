@@ -1,4 +1,5 @@
 """Campaign fixtures: the player API stand-in on a free port, a fresh Mongo database, Redis."""
+
 import itertools
 import os
 

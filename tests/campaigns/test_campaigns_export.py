@@ -1,4 +1,5 @@
 """Export: a pass as valid Elasticsearch _bulk NDJSON, one action line and one document per record."""
+
 import io
 import json
 
@@ -22,8 +23,12 @@ def parse_bulk(text):
 def stored_pass(db, passes=2, ids=300):
     for n in range(1, passes + 1):
         for start in range(1, ids + 1, 100):
-            ingest_batch(db, "camp", n, {i: player_record(i, n) if is_player(i, 1_200_000) else None
-                                         for i in range(start, start + 100)})
+            ingest_batch(
+                db,
+                "camp",
+                n,
+                {i: player_record(i, n) if is_player(i, 1_200_000) else None for i in range(start, start + 100)},
+            )
 
 
 def test_a_pass_exports_as_valid_bulk_ndjson_one_document_per_record(mongo_db):

@@ -1,4 +1,5 @@
 """The growth rule fires exactly when end - max_id_found < threshold."""
+
 import pytest
 
 from object_challenge.campaigns.growth import next_end, should_grow

@@ -1,4 +1,5 @@
 """Ingest: one bulk upsert per batch, exactly one record per (campaign, pass, player), diff_battles."""
+
 import threading
 
 from object_challenge.campaigns import records

@@ -1,4 +1,5 @@
 """The player API stand-in: deterministic players, the null rule, its rate limit, grow/advance, faults."""
+
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ class FakeClock:
 
 
 def info(client, ids, key="k"):
-    return client.get("/account/info/", query_string={"application_id": key,
-                                                      "account_id": ",".join(map(str, ids))}).get_json()
+    return client.get(
+        "/account/info/", query_string={"application_id": key, "account_id": ",".join(map(str, ids))}
+    ).get_json()
 
 
 def test_same_answers_from_two_separate_stand_ins():
@@ -87,8 +89,11 @@ def test_advance_some_players_gain_battles_none_loses():
     before = info(client, ids)["data"]
     assert client.post("/_admin/advance", json={"days": 2}).get_json() == {"day": 2}
     after = info(client, ids)["data"]
-    gains = [after[k]["statistics"]["all"]["battles"] - v["statistics"]["all"]["battles"]
-             for k, v in before.items() if v is not None]
+    gains = [
+        after[k]["statistics"]["all"]["battles"] - v["statistics"]["all"]["battles"]
+        for k, v in before.items()
+        if v is not None
+    ]
     assert min(gains) >= 0 and sum(1 for g in gains if g > 0) > 10
 
 
@@ -125,15 +130,19 @@ def test_stats_count_calls_and_reset(standin):
 
 
 def test_runs_as_a_module_on_a_port(tmp_path):
-    from object_challenge.devstores import free_port, wait_for_port
+    from object_challenge.dev.devstores import free_port, wait_for_port
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "object_challenge.campaigns.playerapi", "--port", str(port),
-                                "--max-id", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "object_challenge.campaigns.playerapi", "--port", str(port), "--max-id", "50"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, process=process, what="player API stand-in")
-        body = requests.get(f"http://127.0.0.1:{port}/account/info/",
-                            params={"application_id": "k", "account_id": "1,51"}).json()
+        body = requests.get(
+            f"http://127.0.0.1:{port}/account/info/", params={"application_id": "k", "account_id": "1,51"}
+        ).json()
         assert body["data"]["51"] is None and body["data"]["1"]["account_id"] == 1
     finally:
         process.terminate()

@@ -1,4 +1,5 @@
 """The players source: ≤100 ids per call, a rate per key shared through Redis, back-off and retries."""
+
 import threading
 import time
 
@@ -31,7 +32,7 @@ def fetch_concurrently(sources, calls_each):
     def run(n, src):
         try:
             results[n] = src.fetch_range(n * calls_each * 100 + 1, (n + 1) * calls_each * 100)
-        except Exception as exc:  # noqa: BLE001 -- surfaced by the assertion below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(n, s)) for n, s in enumerate(sources)]
@@ -92,7 +93,7 @@ def test_an_error_retrying_cannot_fix_is_raised_at_once(standin, redis_client):
 
 
 def test_an_unreachable_api_is_unavailable(redis_client):
-    from object_challenge.devstores import free_port
+    from object_challenge.dev.devstores import free_port
 
     class Nowhere:
         url = f"http://127.0.0.1:{free_port()}"
