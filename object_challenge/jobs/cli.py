@@ -20,15 +20,24 @@ from object_challenge.jobs.service import jobs
 @click.option("--heartbeat-interval", type=float, default=5.0, show_default=True)
 @click.option("--tasks", "task_modules", multiple=True, help="Extra task module to import.")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--stream-logs", is_flag=True, help="Post each task's log records as job events.")
 @with_appcontext
-def worker_command(queue, url, token, worker_id, poll_interval, heartbeat_interval, task_modules, burst):
+def worker_command(queue, url, token, worker_id, poll_interval, heartbeat_interval, task_modules, burst, stream_logs):
     """Poll a queue over HTTP and run its jobs; SIGTERM finishes the current job, then exits."""
     cfg = current_app.config
     url = url or f"http://{cfg['GATEWAY_HOST']}:{cfg['GATEWAY_PORT']}/newapi"
     token = token or cfg.get("WORKER_TOKEN") or "token_worker"
     logging.basicConfig(level=cfg.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     worker_module.run_worker(
-        url, token, queue or cfg["REDIS_QUEUE_NAME"], worker_id, poll_interval, heartbeat_interval, task_modules, burst
+        url,
+        token,
+        queue or cfg["REDIS_QUEUE_NAME"],
+        worker_id,
+        poll_interval,
+        heartbeat_interval,
+        task_modules,
+        burst,
+        stream_logs,
     )
 
 

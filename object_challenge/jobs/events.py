@@ -39,7 +39,8 @@ from object_challenge.jobs.store import FINAL_STATES, JobStore, utcnow
 log = logging.getLogger(__name__)
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-TYPES = ("stdout", "stderr", "progress", "log")
+TYPES = ("stdout", "stderr", "system", "progress", "log")
+STREAMS = ("stdout", "stderr", "system")  # these also carry "stream": type (the runs contract's name)
 COLLECTION = "events"  # in MONGO_JOB_DB: {_id: job id, events: [event JSON strings], count, bytes, truncated}
 MAX_SEQ = 999_999_999
 MAX_ATTEMPT = 999
@@ -116,12 +117,11 @@ def parse_post(body):
         seq = item.get("seq")
         if seq is not None and (type(seq) is not int or not 0 <= seq <= MAX_SEQ):
             raise BadRequest(f"events[{i}].seq must be a whole number from 0 to {MAX_SEQ}", code="bad_events", index=i)
+        event = {"attempt": attempt, "type": item["type"], "data": item.get("data"), "at": at}
+        if item["type"] in STREAMS:
+            event["stream"] = item["type"]
         try:
-            text = json.dumps(
-                {"attempt": attempt, "type": item["type"], "data": item.get("data"), "at": at},
-                separators=(",", ":"),
-                allow_nan=False,
-            )
+            text = json.dumps(event, separators=(",", ":"), allow_nan=False)
         except ValueError:
             raise BadRequest(f"events[{i}].data is not plain JSON (NaN?)", code="bad_events", index=i) from None
         parsed.append((seq, text[1:]))

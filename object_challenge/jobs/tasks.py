@@ -70,3 +70,21 @@ def fail(data, job):
     """Fail on purpose (tests, drills): ``{"message": "..."}``."""
     message = data.get("message") if isinstance(data, dict) else None
     raise TaskFailed(message or "failed on purpose")
+
+
+@register_task("emit")
+def emit(data, job):
+    """Job events on purpose (tests, demos): ``{"count": n, "interval": s, "type": "stdout", "log": bool}``
+    emits ``"line i"`` n times (``log``: logs them instead, streamed with ``--stream-logs``)."""
+    data = data if isinstance(data, dict) else {}
+    count, interval = data.get("count", 10), data.get("interval", 0)
+    if type(count) is not int or not 0 <= count <= 100_000 or not isinstance(interval, (int, float)):
+        raise TaskFailed("emit needs count (0..100000) and interval (seconds)")
+    for i in range(count):
+        if data.get("log"):
+            log.info("line %d", i)
+        else:
+            job["emit"](data.get("type", "stdout"), f"line {i}")
+        if interval:
+            time.sleep(interval)
+    return {"emitted": count}

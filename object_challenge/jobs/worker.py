@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import requests
 
 from object_challenge.jobs import tasks as task_registry
+from object_challenge.jobs.emitter import JobEvents
 
 log = logging.getLogger("object_challenge.worker")
 
@@ -105,14 +106,29 @@ class JobClient:
         body = {"failed": failed, "info": info, "result": result, "message": message}
         return self._call("PATCH", f"/jobs/{job_id}/completed", {"worker_id": self.worker_id}, body)
 
+    def post_events(self, job_id, attempt, events):
+        """``events``: ``[{"type", "data", "seq"?}]``; returns ``{"accepted", "duplicates", "last_id"}``."""
+        body = {"attempt": attempt, "events": events}
+        return self._call("POST", f"/jobs/{job_id}/events", {"worker_id": self.worker_id}, body)
+
+    def events(self, job_id, after="", limit=100):
+        return self._call("GET", f"/jobs/{job_id}/events", {"after": after, "limit": limit})
+
+    def copy(self):
+        """The same client with a session of its own (for another thread)."""
+        other = JobClient(self.url, None, self.queue, self.worker_id, self.timeout)
+        other.session.headers.update(self.session.headers)
+        return other
+
 
 def default_worker_id():
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class Worker:
-    def __init__(self, client, poll_interval=1.0, heartbeat_interval=5.0):
+    def __init__(self, client, poll_interval=1.0, heartbeat_interval=5.0, stream_logs=False):
         self.client = client
+        self.stream_logs = stream_logs  # every task's log records become `log` events
         self.poll_interval = poll_interval
         self.heartbeat_interval = heartbeat_interval
         self.stopping = threading.Event()
@@ -192,6 +208,9 @@ class Worker:
             "worker %s: job %s %r attempt %s", self.client.worker_id, job_id, job.get("job_title"), job.get("attempt")
         )
         results, failed, message = [], False, None
+        # job events: job["emit"](type, data), job["stream_logs"]() (emitter.py); posted before completing
+        events = JobEvents(self.client.copy(), job, self.stream_logs)
+        job = {**job, "emit": events.emitter.emit, "stream_logs": events.stream_logs}
         for i, task in enumerate(job.get("tasks") or []):
             module = task.get("module")
             try:
@@ -200,6 +219,7 @@ class Worker:
                 failed, message = True, f"tasks[{i}] {module}: {exc.__class__.__name__}: {exc}"
                 log.warning("worker %s: job %s failed: %s", self.client.worker_id, job_id, message)
                 break
+        events.close()
         ended = datetime.now(UTC)
         info = {
             "worker_id": self.client.worker_id,
@@ -221,12 +241,20 @@ class Worker:
 
 
 def run_worker(
-    url, token, queue, worker_id=None, poll_interval=1.0, heartbeat_interval=5.0, task_modules=(), burst=False
+    url,
+    token,
+    queue,
+    worker_id=None,
+    poll_interval=1.0,
+    heartbeat_interval=5.0,
+    task_modules=(),
+    burst=False,
+    stream_logs=False,
 ):
     known = task_registry.load_task_modules(task_modules)
     client = JobClient(url, token, queue, worker_id)
     log.info("worker %s: queue %r at %s, tasks: %s", client.worker_id, queue, url, ", ".join(known))
-    Worker(client, poll_interval, heartbeat_interval).run(burst=burst)
+    Worker(client, poll_interval, heartbeat_interval, stream_logs).run(burst=burst)
 
 
 def main(argv=None):
@@ -239,6 +267,7 @@ def main(argv=None):
     parser.add_argument("--heartbeat-interval", type=float, default=5.0)
     parser.add_argument("--tasks", action="append", default=[], help="extra task module to import")
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    parser.add_argument("--stream-logs", action="store_true", help="post each task's log records as job events")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_worker(
@@ -250,6 +279,7 @@ def main(argv=None):
         args.heartbeat_interval,
         args.tasks,
         args.burst,
+        args.stream_logs,
     )
 
 

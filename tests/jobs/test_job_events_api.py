@@ -57,7 +57,8 @@ def test_post_then_read_every_event_with_ids_in_string_order(client):
     assert [e["id"] for e in body["events"]] == [f"001-00000000{i}" for i in range(4)]
     assert [e["data"] for e in body["events"]] == ["line 0", "line 1", "line 2", {"done": 0.5}]
     first = body["events"][0]
-    assert set(first) == {"id", "attempt", "type", "data", "at"} and first["attempt"] == 1
+    assert set(first) == {"id", "attempt", "type", "data", "at", "stream"} and first["attempt"] == 1
+    assert first["stream"] == "stdout" and "stream" not in body["events"][3]  # progress: no stream
     assert body["next"] == "001-000000003" and body["state"] == "running" and body["done"] is False
 
 
