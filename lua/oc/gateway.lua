@@ -7,6 +7,7 @@ local auth = require "oc.auth"
 local bucket = require "oc.bucket"
 local cache = require "oc.cache"
 local errors = require "oc.errors"
+local job_events = require "oc.job_events"
 local limits = require "oc.limits"
 local request = require "oc.request"
 local settings = require "oc.settings"
@@ -173,6 +174,45 @@ function _M.updates()
         return ngx.exec("@publish_stream")
     end
     return stream.serve()
+end
+
+-- GET /newapi/jobs/<id>/events/stream: oc.job_events (live, Redis pub/sub);
+-- auth and the catch-up are the jobs service's answers, through /_oc/jobs/.
+function _M.job_events()
+    local id, err = job_events.job_id(ngx.var.uri)
+    if not id then
+        return errors.exit(err.status, err.code, err.message)
+    end
+    local after = ngx.var.http_last_event_id or ngx.var.arg_after or ""
+    local s
+    s, err = job_events.open(id, after, job_events.caller())
+    if not s then
+        if err.body then -- the service's own answer (401, 404, 400, 5xx)
+            ngx.status = err.status
+            ngx.var.oc_cache_control = "no-store"
+            local www = err.headers and err.headers["WWW-Authenticate"]
+            if www then
+                ngx.header["WWW-Authenticate"] = www
+            end
+            ngx.print(err.body)
+            return ngx.exit(ngx.HTTP_OK)
+        end
+        return errors.exit(err.status, err.code, err.message)
+    end
+    if not ngx.on_abort(function() ngx.exit(499) end) then
+        ngx.log(ngx.WARN, "job events: lua_check_client_abort is off; a gone client is noticed on the next write")
+    end
+    ngx.status = 200
+    ngx.header["Content-Type"] = "text/event-stream"
+    ngx.header["X-Accel-Buffering"] = "no"
+    ngx.var.oc_cache_control = "no-store"
+    job_events.relay(s)
+    return ngx.exit(ngx.OK)
+end
+
+-- Rewrite phase of /_oc/jobs/ (the stream's catch-up subrequests).
+function _M.job_events_caller()
+    job_events.restore_caller(settings.get().gateway_secret)
 end
 
 function _M.index()

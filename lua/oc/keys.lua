@@ -7,6 +7,15 @@ _M.tokens = "oc:gw:tokens"     -- hash: sha256hex(token) -> identity JSON
 _M.rules = "oc:gw:rules"       -- string: {"prefixes": [...], "grants": [...]}
 _M.version = "oc:gw:version"   -- string (INCR), bumped last
 
+-- the job queue's (twins of object_challenge/jobs/keys.py)
+function _M.jobs_job(job_id)
+    return "oc:jobs:job:" .. job_id              -- hash: the live job (state, ...)
+end
+
+function _M.jobs_events_channel(job_id)
+    return "oc:jobs:events-channel:" .. job_id   -- pub/sub: each stored event's JSON
+end
+
 -- shared dicts (gateway-local)
 function _M.token_cache(version, token)
     return "t:" .. version .. ":" .. token

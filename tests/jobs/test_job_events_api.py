@@ -292,3 +292,11 @@ def parse_sse(text):
 def test_event_keys_are_under_oc_jobs():
     built = [keys.events("j"), keys.events_meta("j"), keys.events_channel("j"), keys.EVENTS_JOBS]
     assert all(k.startswith("oc:jobs:") for k in built) and len(set(built)) == len(built)
+
+
+def test_the_gateways_twin_keys_match():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "lua" / "oc" / "keys.lua").read_text()
+    assert f'return "{keys.job("")}" .. job_id' in text
+    assert f'return "{keys.events_channel("")}" .. job_id' in text
