@@ -143,6 +143,7 @@ def render(flavour, prefix, cfg, lua_dir=None, workers="auto", access_log=None, 
         "prefix": str(prefix),
         "lua_path": f"{lua_dir or f['lua_dir']}/?.lua;{f['lua_path_tail']}",
         "body_limit": str(cfg.BODY_LIMIT_BYTES),
+        "queue_body_limit": str(cfg.QUEUE_BODY_LIMIT_BYTES),
         "access_log": access_log or f"{prefix}/logs/access.log",
         "error_log": error_log or f"{prefix}/logs/error.log",
         # a file is written in 64 KiB batches; a pipe (container stdout) line by line

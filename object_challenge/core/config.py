@@ -75,6 +75,7 @@ def settings_from_env(environ=None):
         "GATEWAY_SECRET": _env("GATEWAY_SECRET", DEV_SECRET, e),
         "SECRET_KEY": _env("SECRET_KEY", DEV_SECRET, e),
         "BODY_LIMIT_BYTES": _int("BODY_LIMIT_BYTES", 64 * 1024, e),
+        "QUEUE_BODY_LIMIT_BYTES": _int("QUEUE_BODY_LIMIT_BYTES", 1024 * 1024, e),
         "SNAPSHOT_POLL_SECONDS": _float("SNAPSHOT_POLL_SECONDS", 0.5, e),
         "RATE_LIMITS": _env("RATE_LIMITS", "on", e),
         "RATE_LIMIT_USER_RPS": _float("RATE_LIMIT_USER_RPS", 50, e),
@@ -91,6 +92,8 @@ def settings_from_env(environ=None):
         "MONGO_JOB_COLL_FAILED": _env("MONGO_JOB_COLL_FAILED", "failed", e),
         "MONGO_JOB_COLL_COMPLETED": _env("MONGO_JOB_COLL_COMPLETED", "completed", e),
         "MONGO_JOB_COLL_QUEUED": _env("MONGO_JOB_COLL_QUEUED", "queued", e),
+        "MONGO_JOB_COLL_CANCELLED": _env("MONGO_JOB_COLL_CANCELLED", "cancelled", e),
+        "JOB_POLL_SCAN": _int("JOB_POLL_SCAN", 1000, e),
         "JOB_LEASE_SECONDS": _float("JOB_LEASE_SECONDS", 60, e),
         "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 3, e),
         # job events (jobs/events.py): per job, all attempts together

@@ -20,10 +20,21 @@ def queue_attributes(name):
     return key(SERVICE, "queue-attrs", name)
 
 
+def delayed(name):
+    """ZSET job id -> not_before (ms): queued jobs held back (delay_s, release retry_after_s)."""
+    return key(SERVICE, "delayed", name)
+
+
+def queue_modules(name):
+    """HASH module set ("a,b") -> how many jobs needing exactly it wait in the queue."""
+    return key(SERVICE, "queue-modules", name)
+
+
 QUEUES = key(SERVICE, "queues")  # SET of queue names ever used
 LEASES = key(SERVICE, "leases")  # ZSET job id -> lease deadline (ms, Redis clock)
 FINISHED = key(SERVICE, "finished")  # SET of finished job ids not yet recorded in MongoDB
 WORKERS = key(SERVICE, "workers")  # ZSET worker id -> heartbeat expiry (ms)
+WORKER_MODULES = key(SERVICE, "worker-modules")  # HASH worker id -> modules it declared on poll ("a,b")
 
 
 def job(job_id):

@@ -20,12 +20,13 @@ from object_challenge.jobs import keys
 
 HERE = Path(__file__).resolve().parent / "scripts"
 EXPIRE_BATCH = 100  # expired leases handled per poll / per scheduler call
+POLL_SCAN = 1000  # waiting jobs a poll with `modules` looks at from the head (docs/jobs.md)
 
 
 def _decode(raw):
     data = json.loads(raw)
     # cjson renders an empty Lua table as {}; every list field may come back that way
-    for name in ("expired", "released"):
+    for name in ("expired", "released", "cancel"):
         if name in data and not data[name]:
             data[name] = []
     return data
@@ -34,7 +35,18 @@ def _decode(raw):
 class Scripts:
     """The Lua scripts, registered once per Redis client (EVALSHA, reloaded on NOSCRIPT)."""
 
-    NAMES = ("enqueue", "poll", "heartbeat", "complete", "requeue", "delete", "clear", "forget_worker")
+    NAMES = (
+        "enqueue",
+        "poll",
+        "heartbeat",
+        "complete",
+        "requeue",
+        "delete",
+        "clear",
+        "forget_worker",
+        "release",
+        "cancel",
+    )
 
     def __init__(self, client):
         lib = (HERE / "lib.lua").read_text()
@@ -54,27 +66,42 @@ class Lease:
 class JobQueue:
     """One Redis client's view of every named queue."""
 
-    def __init__(self, client, lease_seconds, max_attempts, client_expiry):
+    def __init__(self, client, lease_seconds, max_attempts, client_expiry, poll_scan=POLL_SCAN):
         self.redis = client
+        self.poll_scan = int(poll_scan)
         self.lease_ms = int(lease_seconds * 1000)
         self.max_attempts = int(max_attempts)
         self.client_expiry = int(client_expiry)
         self.scripts = Scripts(client)
 
     # -- queues ----------------------------------------------------------
-    def enqueue(self, job_id, queue, max_attempts=None, attempt=0):
-        """Append a job; returns the queue length (0: the id was taken)."""
-        return self.scripts.enqueue(
-            keys=[keys.queue(queue), keys.job(job_id), keys.QUEUES],
-            args=[keys.PREFIX, job_id, queue, max_attempts or self.max_attempts, attempt],
-        )
+    def enqueue(self, job_id, queue, max_attempts=None, attempt=0, modules=(), not_before_ms=0):
+        """Append a job; returns 1 (0: the id was taken)."""
+        return self.enqueue_many(queue, [(job_id, max_attempts, attempt, modules, not_before_ms)])
 
-    def poll(self, queue, worker=""):
-        """Lease the head job of ``queue``: ``(Lease | None, refused | None, expired events)``."""
+    def enqueue_many(self, queue, jobs):
+        """Append jobs ``(id, max_attempts, attempt, modules, not_before_ms)`` all at once
+        (or, if one id is taken, none); returns how many were enqueued."""
+        args = [keys.PREFIX, queue]
+        for job_id, max_attempts, attempt, modules, not_before in jobs:
+            args += [job_id, max_attempts or self.max_attempts, attempt or 0, module_set(modules), int(not_before or 0)]
+        return self.scripts.enqueue(keys=[keys.queue(queue), keys.QUEUES], args=args)
+
+    def poll(self, queue, worker="", modules=None):
+        """Lease the oldest job of ``queue`` whose every module is in ``modules`` (None: any);
+        ``(Lease | None, refused | None, expired events)``."""
         result = _decode(
             self.scripts.poll(
                 keys=[keys.queue(queue), keys.queue_attributes(queue), keys.worker_attributes(worker or "-")],
-                args=[keys.PREFIX, worker or "", self.lease_ms, EXPIRE_BATCH],
+                args=[
+                    keys.PREFIX,
+                    worker or "",
+                    self.lease_ms,
+                    EXPIRE_BATCH,
+                    module_set(modules or ()),
+                    self.poll_scan,
+                    queue,
+                ],
             )
         )
         job = result.get("job")
@@ -82,15 +109,36 @@ class JobQueue:
         return lease, result.get("refused"), result["expired"]
 
     def waiting(self, queue, start=0, stop=-1):
-        """Ids waiting in ``queue``, head first."""
-        return self.redis.lrange(keys.queue(queue), start, stop)
+        """Ids waiting in ``queue``, head first, then the delayed ones (soonest first)."""
+        ids = self.redis.lrange(keys.queue(queue), start, stop)
+        if stop < 0 or len(ids) < stop - start + 1:
+            more = -1 if stop < 0 else stop - start - len(ids)
+            ids += self.redis.zrange(keys.delayed(queue), 0, more)
+        return ids
 
     def length(self, queue):
-        return self.redis.llen(keys.queue(queue))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.llen(keys.queue(queue))
+        pipe.zcard(keys.delayed(queue))
+        return sum(pipe.execute())
 
     def clear(self, queue):
         """Empty ``queue``; returns the ids that were waiting."""
-        return self.scripts.clear(keys=[keys.queue(queue)], args=[keys.PREFIX])
+        return self.scripts.clear(
+            keys=[keys.queue(queue), keys.delayed(queue), keys.queue_modules(queue)], args=[keys.PREFIX]
+        )
+
+    def stranded(self, queue):
+        """Waiting jobs that need a module no live worker declared (a worker that declared
+        none counts as able to run anything)."""
+        now = self.now_ms()
+        live = self.redis.zrangebyscore(keys.WORKERS, now, "+inf")
+        counts = self.redis.hgetall(keys.queue_modules(queue))
+        declared = self.redis.hmget(keys.WORKER_MODULES, live) if live else []
+        if any(d is None for d in declared):
+            return 0
+        can = {m for d in declared for m in d.split(",") if m}
+        return sum(int(n) for mods, n in counts.items() if not set(filter(None, mods.split(","))) <= can)
 
     def queues(self):
         return sorted(self.redis.smembers(keys.QUEUES))
@@ -131,13 +179,25 @@ class JobQueue:
             )
         )
 
+    def release(self, job_id, worker, retry_after_ms, reason):
+        """Give a running job back; returns the script's answer (see release.lua)."""
+        return _decode(
+            self.scripts.release(
+                keys=[keys.job(job_id)], args=[keys.PREFIX, job_id, worker or "", int(retry_after_ms), reason]
+            )
+        )
+
+    def cancel(self, job_id):
+        """Cancel a job; returns the script's answer (see cancel.lua)."""
+        return _decode(self.scripts.cancel(keys=[keys.job(job_id)], args=[keys.PREFIX, job_id]))
+
     def delete(self, job_id):
         """Forget a job; returns the state Redis had for it, or None."""
         return self.scripts.delete(keys=[keys.job(job_id)], args=[keys.PREFIX, job_id]) or None
 
     def requeue_expired(self, limit=EXPIRE_BATCH):
         """Expired leases back to their queues; returns (events, workers expired)."""
-        result = _decode(self.scripts.requeue(args=[keys.PREFIX, limit]))
+        result = _decode(self.scripts.requeue(args=[keys.PREFIX, limit, keys.QUEUES]))
         return result["expired"], result["workers_expired"]
 
     def finished(self, limit=100):
@@ -167,6 +227,11 @@ class JobQueue:
             result["extended"] = {}
         return result
 
+    def worker_modules(self, worker):
+        """The modules ``worker`` declared on its last poll (None: it declared none)."""
+        raw = self.redis.hget(keys.WORKER_MODULES, worker)
+        return raw.split(",") if raw else None
+
     def forget_worker(self, worker):
         """Delete a worker; its leases end now. Returns (existed, released events)."""
         result = _decode(
@@ -180,6 +245,11 @@ class JobQueue:
     def now_ms(self):
         seconds, micros = self.redis.time()
         return seconds * 1000 + micros // 1000
+
+
+def module_set(modules):
+    """The canonical form of a set of module names: sorted, unique, comma-joined."""
+    return ",".join(sorted(set(modules)))
 
 
 def decode_attributes(raw):

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 WORKER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+MODULE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+MAX_MODULES = 64  # names in one poll's ?modules=
+MAX_BULK = 1000  # jobs in one POST /queue {"jobs": [...]}
+MAX_DELAY_S = 86400  # POST /queue "delay_s"
+MAX_RETRY_AFTER_S = 3600  # POST /jobs/{id}/release "retry_after_s"
 
 
 class JobNotFound(NotFound):
@@ -49,6 +54,32 @@ class JobNotRunning(Conflict):
 
 class NotLeaseHolder(Conflict):
     code = "not_lease_holder"
+
+
+class JobFinished(Conflict):
+    code = "job_finished"
+
+
+def modules_param(value):
+    """``?modules=a,b,c`` -> ["a", "b", "c"]; None when absent (the worker can run anything)."""
+    if value is None or not value.strip():
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if len(names) > MAX_MODULES or not all(MODULE_NAME.match(n) for n in names):
+        raise BadRequest(
+            f"modules is a comma-separated list of up to {MAX_MODULES} names of letters, digits and _.-",
+            code="bad_modules",
+        )
+    return names
+
+
+def _seconds(body, name, maximum, code):
+    value = body.get(name, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= maximum:
+        raise BadRequest(f"{name} must be a number of seconds from 0 to {maximum}", code=code)
+    return value
 
 
 def queue_name(value=None):
@@ -88,7 +119,25 @@ def parse_job(body):
     max_attempts = body.get("max_attempts")
     if max_attempts is not None and (type(max_attempts) is not int or not 1 <= max_attempts <= 100):
         raise BadRequest("max_attempts must be a whole number from 1 to 100", code="bad_job")
-    return title, clean, max_attempts
+    delay_s = _seconds(body, "delay_s", MAX_DELAY_S, "bad_job")
+    return title, clean, max_attempts, delay_s
+
+
+def parse_jobs(body):
+    """A POST /queue body: one job, or ``{"jobs": [job, ...]}`` (1..MAX_BULK). Returns
+    (list of parsed jobs, bulk?). A bad job in a bulk names its ``index``; none is taken."""
+    if isinstance(body, dict) and "jobs" in body:
+        items = body["jobs"]
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BULK:
+            raise BadRequest(f"jobs must be a list of 1 to {MAX_BULK} jobs", code="bad_job")
+        parsed = []
+        for i, item in enumerate(items):
+            try:
+                parsed.append(parse_job(item))
+            except BadRequest as exc:
+                raise BadRequest(f"jobs[{i}]: {exc.message}", code=exc.code, index=i) from None
+        return parsed, True
+    return [parse_job(body)], False
 
 
 def finished_fields(live):
@@ -119,6 +168,9 @@ def overlay(doc, live):
     doc["attempt"] = int(live.get("attempt") or 0)
     doc["worker_id"] = live.get("worker") or doc.get("worker_id")
     doc["lease_expires_at"] = iso_from_ms(live.get("lease_until"))
+    doc["not_before"] = iso_from_ms(live.get("not_before")) if live["state"] == "queued" else None
+    if live.get("cancel_requested") == "1":
+        doc["cancel_requested"] = True
     return doc
 
 
@@ -130,35 +182,53 @@ class Jobs:
 
     # -- queues ------------------------------------------------------------
     def enqueue(self, body, queue, owner):
-        title, tasks, max_attempts = parse_job(body)
-        job_id = str(uuid.uuid4())
-        now = utcnow()
-        doc = {
-            "job_id": job_id,
-            "job_title": title,
-            "tasks": tasks,
-            "added": now,
-            "queue": queue,
-            "state": "queued",
-            "attempt": 0,
-            "max_attempts": max_attempts or self.queue.max_attempts,
-            "worker_id": None,
-            "lease_expires_at": None,
-            "owner_id": owner.user_id,
-            "owner_name": owner.name,
-            "result": None,
-            "info": None,
-            "finished_at": None,
-            "history": [{"event": "enqueued", "at": now, "queue": queue}],
-        }
-        # the record first: a job Redis hands out always has a document behind it
-        self.store.insert(doc)
+        """POST /queue: one job (returns its document) or a bulk ``{"jobs": [...]}``
+        (returns ``{"job_ids", "count"}``); all of a bulk or none."""
+        parsed, bulk = parse_jobs(body)
+        now_ms = self.queue.now_ms()
+        now = iso_from_ms(now_ms)
+        docs = []
+        for title, tasks, max_attempts, delay_s in parsed:
+            event = {"event": "enqueued", "at": now, "queue": queue}
+            doc = {
+                "job_id": str(uuid.uuid4()),
+                "job_title": title,
+                "tasks": tasks,
+                "modules": sorted({t["module"] for t in tasks}),
+                "added": now,
+                "queue": queue,
+                "state": "queued",
+                "attempt": 0,
+                "max_attempts": max_attempts or self.queue.max_attempts,
+                "worker_id": None,
+                "lease_expires_at": None,
+                "not_before": iso_from_ms(now_ms + int(delay_s * 1000)) if delay_s else None,
+                "owner_id": owner.user_id,
+                "owner_name": owner.name,
+                "result": None,
+                "info": None,
+                "finished_at": None,
+                "history": [event],
+            }
+            if delay_s:
+                event["delay_s"] = delay_s
+            docs.append(doc)
+        # the records first: a job Redis hands out always has a document behind it
+        self.store.insert_many(docs)
         try:
-            self.queue.enqueue(job_id, queue, doc["max_attempts"])
+            self.queue.enqueue_many(
+                queue,
+                [
+                    (d["job_id"], d["max_attempts"], 0, d["modules"], now_ms + int(p[3] * 1000) if p[3] else 0)
+                    for d, p in zip(docs, parsed, strict=True)
+                ],
+            )
         except Exception:
-            self.store.delete(job_id)
+            self.store.delete_active([d["job_id"] for d in docs])
             raise
-        return public(doc)
+        if bulk:
+            return {"job_ids": [d["job_id"] for d in docs], "count": len(docs)}
+        return public(docs[0])
 
     def list_queue(self, queue, limit=None):
         ids = self.queue.waiting(queue, 0, -1 if limit is None else limit - 1)
@@ -171,9 +241,9 @@ class Jobs:
         self.store.delete_active(ids)
         return len(ids)
 
-    def poll(self, queue, worker):
+    def poll(self, queue, worker, modules=None):
         for _ in range(10):
-            lease, refused, expired = self.queue.poll(queue, worker)
+            lease, refused, expired = self.queue.poll(queue, worker, modules)
             self.record_expired(expired)
             if refused == "queue_disabled":
                 raise QueueDisabled(f'queue {queue!r} is disabled; an admin can PATCH /queue {{"disabled": false}}')
@@ -238,6 +308,44 @@ class Jobs:
         reported = info.get("worker_id") if isinstance(info, dict) else None
         reported = reported if isinstance(reported, str) and WORKER_ID.match(reported) else ""
         answer = self.queue.complete(job_id, worker, failed, result, reported)
+        self._refused(job_id, worker, answer)
+        return self.sync_finished([job_id])[0]
+
+    def release(self, job_id, worker, body):
+        """The lease holder gives a running job back; returns the job (``queued``)."""
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise BadRequest('send a JSON object {"reason": "...", "retry_after_s": n}', code="bad_release")
+        reason = body.get("reason") or "released by its worker"
+        if not isinstance(reason, str) or len(reason) > 1000:
+            raise BadRequest("reason must be a string of up to 1000 characters", code="bad_release")
+        retry_after = _seconds(body, "retry_after_s", MAX_RETRY_AFTER_S, "bad_release")
+        answer = self.queue.release(job_id, worker, int(retry_after * 1000), reason)
+        self._refused(job_id, worker, answer)
+        event = answer.get("event")
+        if event:
+            self.record_expired([event])
+        return self.get(job_id)
+
+    def cancel(self, job_id):
+        """Cancel a job: a queued one at once, a running one through its worker."""
+        answer = self.queue.cancel(job_id)
+        refused = answer.get("refused")
+        if refused == "unknown":
+            doc = self.store.get(job_id)
+            if doc is None:
+                raise JobNotFound(job_id)
+            raise JobFinished(f"job {job_id} is already {doc.get('state')}", state=doc.get("state"))
+        if refused == "finished":
+            raise JobFinished(f"job {job_id} is already {answer['state']}", state=answer["state"])
+        if answer["outcome"] == "cancelled":
+            return self.sync_finished([job_id])[0]
+        now = utcnow()
+        self.store.record(job_id, {"cancel_requested": True}, {"event": "cancel_requested", "at": now})
+        return self.get(job_id)
+
+    def _refused(self, job_id, worker, answer):
         refused = answer.get("refused")
         if refused == "unknown":
             doc = self.store.get(job_id)
@@ -252,12 +360,11 @@ class Jobs:
             raise NotLeaseHolder(
                 f"job {job_id} is leased to worker {answer['worker']!r}, not {worker!r}", holder=answer["worker"]
             )
-        return self.sync_finished([job_id])[0]
 
     # -- records of what Redis decided ------------------------------------------
     def record_expired(self, events):
         for event in events:
-            if event["outcome"] == "failed":
+            if event["outcome"] in FINAL_STATES:
                 self.sync_finished([event["id"]])
                 continue
             now = utcnow()
@@ -310,6 +417,7 @@ class Jobs:
                 doc.get("queue") or self.config["REDIS_QUEUE_NAME"],
                 doc.get("max_attempts"),
                 int(doc.get("attempt") or 0),
+                doc.get("modules") or sorted({t.get("module", "") for t in doc.get("tasks") or []}),
             ):
                 now = utcnow()
                 self.store.record(
@@ -339,7 +447,9 @@ def jobs():
     service = app.extensions.get("oc_jobs")
     if service is None:
         cfg = app.config
-        queue = JobQueue(redis.client, cfg["JOB_LEASE_SECONDS"], cfg["JOB_MAX_ATTEMPTS"], cfg["CLIENT_EXPIRY"])
+        queue = JobQueue(
+            redis.client, cfg["JOB_LEASE_SECONDS"], cfg["JOB_MAX_ATTEMPTS"], cfg["CLIENT_EXPIRY"], cfg["JOB_POLL_SCAN"]
+        )
         service = Jobs(queue, JobStore.from_config(mongo.cx, cfg), cfg)
         app.extensions["oc_jobs"] = service
     return service

@@ -6,6 +6,7 @@ Sisyphus operator finds jobs where the reference server put them:
     MONGO_JOB_COLL_QUEUED     jobs that are queued or running (state field tells which)
     MONGO_JOB_COLL_COMPLETED  completed jobs
     MONGO_JOB_COLL_FAILED     failed jobs
+    MONGO_JOB_COLL_CANCELLED  cancelled jobs
 
 ``_id`` is the job id (unique index for free, one-key lookups). Finishing moves a
 document: upsert into the final collection first, then delete from ``queued``, so a
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
 
-FINAL_STATES = ("completed", "failed")
+FINAL_STATES = ("completed", "failed", "cancelled")
 IN_CHUNK = 200  # ids per $in: mongoeco's SQLite engine refuses expression trees deeper than 1000
 
 
@@ -44,10 +45,10 @@ def public(doc):
 
 
 class JobStore:
-    def __init__(self, database, queued, completed, failed):
+    def __init__(self, database, queued, completed, failed, cancelled="cancelled"):
         self.db = database
         self.queued = database[queued]
-        self.final = {"completed": database[completed], "failed": database[failed]}
+        self.final = {"completed": database[completed], "failed": database[failed], "cancelled": database[cancelled]}
 
     @classmethod
     def from_config(cls, client, config):
@@ -56,10 +57,14 @@ class JobStore:
             config["MONGO_JOB_COLL_QUEUED"],
             config["MONGO_JOB_COLL_COMPLETED"],
             config["MONGO_JOB_COLL_FAILED"],
+            config["MONGO_JOB_COLL_CANCELLED"],
         )
 
     def insert(self, doc):
         self.queued.insert_one({"_id": doc["job_id"], **doc})
+
+    def insert_many(self, docs):
+        self.queued.insert_many([{"_id": doc["job_id"], **doc} for doc in docs], ordered=True)
 
     def get(self, job_id):
         """The document in whichever collection holds it, or None."""

@@ -1,9 +1,11 @@
 """Task modules a worker runs, by name: ``register_task("name")(func)``.
 
-``func(data, job)`` gets the task's ``data`` and the whole job document; it returns
-a JSON-able result or raises (``TaskFailed`` for an expected failure, with a
-message for the job record). Importing a module registers its tasks: the app
-factory imports every service package, so `manage.py worker` knows them all.
+``func(data, job)`` gets the task's ``data`` and the whole job document (on the
+built-in worker with ``job["cancelled"]()``: true once the job's cancel was asked; a
+long task should check it and return or raise); it returns a JSON-able result or
+raises (``TaskFailed`` for an expected failure, with a message for the job record).
+Importing a module registers its tasks: the app factory imports every service
+package, so `manage.py worker` knows them all.
 The one place a module is imported by a name is ``load_task_modules``: the
 operator names extra plugin modules at run time (``worker --tasks pkg.mod``).
 """
@@ -61,7 +63,12 @@ def sleep(data, job):
     seconds = data.get("seconds", 1) if isinstance(data, dict) else data
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
         raise TaskFailed("sleep needs seconds: a number from 0 to 3600")
-    time.sleep(seconds)
+    cancelled = job.get("cancelled") if isinstance(job, dict) else None
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if cancelled is not None and cancelled():
+            raise TaskFailed("cancelled")
+        time.sleep(min(left, 0.05))
     return {"slept": seconds}
 
 

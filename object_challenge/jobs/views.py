@@ -22,7 +22,7 @@ from object_challenge.core.health import check_stores
 from object_challenge.jobs import data as module_data
 from object_challenge.jobs import events as job_events
 from object_challenge.jobs import workers
-from object_challenge.jobs.service import JobNotFound, jobs, queue_name, worker_id
+from object_challenge.jobs.service import JobNotFound, jobs, modules_param, queue_name, worker_id
 
 bp = Blueprint("jobs", __name__, url_prefix="/newapi")
 STARTED = time.time()
@@ -71,6 +71,8 @@ def _visible(doc):
 @bp.post("/queue", strict_slashes=False)
 @require_role("user", "worker")
 def enqueue():
+    # a bulk enqueue (up to 1,000 jobs) may exceed the app-wide body limit
+    request.max_content_length = current_app.config["QUEUE_BODY_LIMIT_BYTES"]
     doc = jobs().enqueue(_body(), _queue(), current_identity())
     return jsonify(doc), 201
 
@@ -87,7 +89,9 @@ def get_queue():
         raise BadRequest("limit is a whole number, 0 for all", code="bad_limit")
     entries = service.queue.length(name)
     waiting = service.list_queue(name, limit or None)
-    return jsonify({"queue": waiting, "entries": entries, "attributes": service.queue.attributes(name), "name": name})
+    attributes = service.queue.attributes(name)
+    attributes["stranded"] = service.queue.stranded(name)
+    return jsonify({"queue": waiting, "entries": entries, "attributes": attributes, "name": name})
 
 
 @bp.delete("/queue", strict_slashes=False)
@@ -112,7 +116,8 @@ def patch_queue():
 @bp.get("/queue/poll", strict_slashes=False)
 @require_role("worker")
 def poll():
-    return jsonify(jobs().poll(_queue(), worker_id(request.args.get("worker_id"))))
+    modules = modules_param(request.args.get("modules"))
+    return jsonify(jobs().poll(_queue(), worker_id(request.args.get("worker_id")), modules))
 
 
 # -- jobs ----------------------------------------------------------------------
@@ -137,6 +142,25 @@ def delete_job(job_id):
 def complete_job(job_id):
     worker = worker_id(request.args.get("worker_id"))
     return jsonify(jobs().complete(job_id, worker, _body(required=False)))
+
+
+@bp.post("/jobs/<job_id>/release")
+@require_role("worker")
+def release_job(job_id):
+    worker = worker_id(request.args.get("worker_id"))
+    return jsonify(jobs().release(job_id, worker, _body(required=False)))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@authenticated
+def cancel_job(job_id):
+    """The job's owner or an admin (anyone else: 404, as if absent)."""
+    service = jobs()
+    identity = current_identity()
+    doc = service.get(job_id)
+    if not identity.is_admin and doc.get("owner_id") != identity.user_id:
+        raise JobNotFound(job_id)
+    return jsonify(service.cancel(job_id)), 202
 
 
 # -- job events (events.py; the live stream is the gateway's: lua/oc/job_events.lua) --

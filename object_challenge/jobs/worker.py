@@ -3,14 +3,22 @@
     python manage.py worker --queue Q                 (defaults from the app config)
     python -m object_challenge.jobs.worker --url http://127.0.0.1:8080/newapi --token T
 
-Loop: poll (``?worker_id=``, so the server can refuse a disabled worker and knows
-who holds the lease); run the job's tasks one after the other while a heartbeat
-thread extends the lease every third of it; complete the job with the results,
-or as failed with the message of the task that raised. SIGTERM / SIGINT: no new
-job is taken; a running job is finished and completed, then the program exits 0.
+Loop: poll (``?worker_id=`` and ``?modules=`` the registered task names, so the
+server hands out only jobs this worker can run, can refuse a disabled worker and
+knows who holds the lease); run the job's tasks one after the other in a thread
+while a heartbeat thread extends the lease (every second while a job runs, so a
+cancel is seen at once); complete the job with the results, or as failed with the
+message of the task that raised. A job it cannot run after all is released, not
+failed. A cancel (the heartbeat answers ``"cancel": [ids]``) makes
+``job["cancelled"]()`` true; a task that does not stop within CANCEL_GRACE seconds
+is abandoned (its thread left to end on its own) and the job is reported. Completions,
+releases and heartbeats are retried with backoff (honouring ``Retry-After``) for as
+long as the lease can still be saved. SIGTERM / SIGINT: no new job is taken; a
+running job is finished and completed, then the program exits 0.
 """
 
 import argparse
+import contextvars
 import logging
 import os
 import signal
@@ -31,9 +39,10 @@ log = logging.getLogger("object_challenge.worker")
 class ClientError(Exception):
     """The server answered with an error status; ``body`` is its JSON error."""
 
-    def __init__(self, status, body):
+    def __init__(self, status, body, retry_after=None):
         self.status = status
         self.body = body if isinstance(body, dict) else {"message": str(body)}
+        self.retry_after = retry_after
         super().__init__(f"{status} {self.body.get('error', '')}: {self.body.get('message', '')}")
 
 
@@ -59,15 +68,29 @@ class JobClient:
         except ValueError:
             body = {"message": response.text[:200]}
         if response.status_code >= 400:
-            raise ClientError(response.status_code, body)
+            retry_after = response.headers.get("Retry-After")
+            try:
+                retry_after = float(retry_after) if retry_after else None
+            except ValueError:
+                retry_after = None
+            raise ClientError(response.status_code, body, retry_after)
         return body
 
     # -- producers -----------------------------------------------------------
-    def enqueue(self, job_title, tasks, queue=None, max_attempts=None):
+    def enqueue(self, job_title, tasks, queue=None, max_attempts=None, delay_s=None):
         body = {"job_title": job_title, "tasks": tasks}
         if max_attempts is not None:
             body["max_attempts"] = max_attempts
+        if delay_s:
+            body["delay_s"] = delay_s
         return self._call("POST", "/queue", {"queue": queue or self.queue}, body)
+
+    def enqueue_many(self, jobs, queue=None):
+        """Enqueue job bodies in one request (all or none); returns ``{"job_ids", "count"}``."""
+        return self._call("POST", "/queue", {"queue": queue or self.queue}, {"jobs": list(jobs)})
+
+    def cancel(self, job_id):
+        return self._call("POST", f"/jobs/{job_id}/cancel")
 
     def job(self, job_id):
         return self._call("GET", f"/jobs/{job_id}")
@@ -77,7 +100,7 @@ class JobClient:
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job["state"] in ("completed", "failed"):
+            if job["state"] in ("completed", "failed", "cancelled"):
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['state']} after {timeout}s")
@@ -87,10 +110,14 @@ class JobClient:
         return self._call("GET", "/queue", {"queue": queue or self.queue})
 
     # -- workers ---------------------------------------------------------------
-    def poll(self, queue=None):
-        """The next job, leased to this worker, or None when there is none."""
+    def poll(self, queue=None, modules=None):
+        """The next job (one whose every task module is in ``modules``, if given), leased
+        to this worker, or None when there is none."""
+        params = {"queue": queue or self.queue, "worker_id": self.worker_id}
+        if modules:
+            params["modules"] = ",".join(modules)
         try:
-            return self._call("GET", "/queue/poll", {"queue": queue or self.queue, "worker_id": self.worker_id})
+            return self._call("GET", "/queue/poll", params)
         except ClientError as exc:
             if exc.status == 404:  # empty or disabled queue
                 return None
@@ -120,19 +147,51 @@ class JobClient:
         other.session.headers.update(self.session.headers)
         return other
 
+    def release(self, job_id, reason, retry_after_s=0):
+        body = {"reason": reason, "retry_after_s": retry_after_s}
+        return self._call("POST", f"/jobs/{job_id}/release", {"worker_id": self.worker_id}, body)
+
+
+RETRY_STATUSES = (429, 502, 503, 504)
+
+
+def retrying(call, deadline):
+    """``call()``, retried on network errors and 429/502/503/504 with backoff (at least
+    the answer's ``Retry-After``) until ``deadline`` (time.monotonic()); then it raises."""
+    backoff = 0.1
+    while True:
+        try:
+            return call()
+        except (requests.RequestException, ClientError) as exc:
+            if isinstance(exc, ClientError) and exc.status not in RETRY_STATUSES:
+                raise
+            wait = max(backoff, getattr(exc, "retry_after", None) or 0)
+            if time.monotonic() + wait >= deadline:
+                raise
+            log.info("retrying in %.1fs after: %s", wait, exc)
+            time.sleep(wait)
+            backoff = min(backoff * 2, 5.0)
+
 
 def default_worker_id():
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+CANCEL_CHECK = 1.0  # seconds between heartbeats while a job runs (a cancel is seen within it)
+CANCEL_GRACE = 0.5  # seconds a cancelled task gets to return before it is abandoned
+
+
 class Worker:
-    def __init__(self, client, poll_interval=1.0, heartbeat_interval=5.0, stream_logs=False):
+    def __init__(self, client, poll_interval=1.0, heartbeat_interval=5.0, stream_logs=False, modules=None):
         self.client = client
         self.stream_logs = stream_logs  # every task's log records become `log` events
         self.poll_interval = poll_interval
         self.heartbeat_interval = heartbeat_interval
+        self.modules = sorted(modules if modules is not None else task_registry.TASKS)
         self.stopping = threading.Event()
         self.current = None  # the job being run
+        self.cancelled = threading.Event()  # the current job's cancel was asked
+        self.lease_deadline = 0.0  # time.monotonic() by which the current lease ends
         self._beat_now = threading.Event()
         self._beats_done = threading.Event()
 
@@ -147,16 +206,28 @@ class Worker:
         job = self.current
         if job is None:
             return self.heartbeat_interval
-        return max(0.1, min(self.heartbeat_interval, float(job.get("lease_seconds") or 60) / 3))
+        return max(0.1, min(self.heartbeat_interval, CANCEL_CHECK, float(job.get("lease_seconds") or 60) / 3))
+
+    def _beat(self, job):
+        if job is None:
+            return self.client.heartbeat("stopping" if self.stopping.is_set() else "idle")
+        sent = time.monotonic()
+        answer = self.client.heartbeat("in_progress", job["job_id"], job_title=job.get("job_title"))
+        if job["job_id"] in (answer.get("leases") or {}):
+            self.lease_deadline = sent + float(job.get("lease_seconds") or 60)
+        if job["job_id"] in (answer.get("cancel") or []) and job is self.current:
+            log.info("worker %s: job %s cancelled", self.client.worker_id, job["job_id"])
+            self.cancelled.set()
+        return answer
 
     def _heartbeats(self):
         while not self._beats_done.is_set():
             job = self.current
             try:
                 if job is None:
-                    self.client.heartbeat("stopping" if self.stopping.is_set() else "idle")
-                else:
-                    self.client.heartbeat("in_progress", job["job_id"], job_title=job.get("job_title"))
+                    self._beat(None)
+                else:  # retried while the lease can still be saved
+                    retrying(lambda job=job: self._beat(job), self.lease_deadline)
             except (requests.RequestException, ClientError) as exc:
                 log.warning("worker %s: heartbeat failed: %s", self.client.worker_id, exc)
             self._beat_now.wait(self._interval())
@@ -174,16 +245,18 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 try:
-                    job = self.client.poll()
+                    polled = time.monotonic()
+                    job = self.client.poll(modules=self.modules)
                 except (requests.RequestException, ClientError) as exc:
                     if isinstance(exc, ClientError) and exc.status == 423:
                         # disabled by an admin: not a fault; ask again every second or so
                         log.info("worker %s: disabled by the server", self.client.worker_id)
                         self.stopping.wait(min(5.0, max(self.poll_interval, 1.0)))
                         continue
-                    # server down or failing: back off and retry
+                    # server down, failing or limiting: back off and retry
+                    wait = max(backoff, getattr(exc, "retry_after", None) or 0)
                     log.warning("worker %s: poll failed: %s", self.client.worker_id, exc)
-                    self.stopping.wait(backoff)
+                    self.stopping.wait(wait)
                     backoff = min(backoff * 2, 10.0)
                     continue
                 backoff = self.poll_interval
@@ -192,6 +265,7 @@ class Worker:
                         break
                     self.stopping.wait(self.poll_interval)
                     continue
+                self.lease_deadline = polled + float(job.get("lease_seconds") or 60)
                 self.run_job(job)
         finally:
             self._beats_done.set()
@@ -199,28 +273,72 @@ class Worker:
             beats.join(timeout=5)
         log.info("worker %s: stopped", self.client.worker_id)
 
+    def _run_tasks(self, job, outcome):
+        results = outcome["results"]
+        for i, task in enumerate(job.get("tasks") or []):
+            if self.cancelled.is_set():
+                break
+            module = task.get("module")
+            try:
+                results.append(task_registry.get_task(module)(task.get("data"), job))
+            except Exception as exc:  # any task error fails the job, with its message on record
+                outcome["failed"], outcome["message"] = True, f"tasks[{i}] {module}: {exc.__class__.__name__}: {exc}"
+                log.warning("worker %s: job %s failed: %s", self.client.worker_id, job["job_id"], outcome["message"])
+                break
+
+    def _finish(self, call, what, job_id):
+        try:
+            retrying(call, self.lease_deadline)
+            return True
+        except ClientError as exc:  # 409: the lease ended meanwhile; the job is someone else's now
+            log.warning("worker %s: could not %s job %s: %s", self.client.worker_id, what, job_id, exc)
+        except requests.RequestException as exc:
+            log.warning("worker %s: could not reach the server to %s %s: %s", self.client.worker_id, what, job_id, exc)
+        return False
+
     def run_job(self, job):
         job_id = job["job_id"]
+        missing = sorted({t.get("module") for t in job.get("tasks") or []} - set(task_registry.TASKS))
+        if missing:  # handed a job this worker cannot run (polled without modules): give it back
+            log.info("worker %s: releasing job %s: no task module %s", self.client.worker_id, job_id, missing)
+            reason = f"worker {self.client.worker_id} has no module {', '.join(missing)}"
+            self._finish(
+                lambda: self.client.release(job_id, reason),
+                "release",
+                job_id,
+            )
+            return
+        self.cancelled.clear()
+        job = dict(job)
+        job["cancelled"] = self.cancelled.is_set
         self.current = job
         self._beat_now.set()  # re-time heartbeats to this job's lease
         started = datetime.now(UTC)
         log.info(
             "worker %s: job %s %r attempt %s", self.client.worker_id, job_id, job.get("job_title"), job.get("attempt")
         )
-        results, failed, message = [], False, None
         # job events: job["emit"](type, data), job["stream_logs"]() (emitter.py); posted before completing
         events = JobEvents(self.client.copy(), job, self.stream_logs)
         job = {**job, "emit": events.emitter.emit, "stream_logs": events.stream_logs}
-        for i, task in enumerate(job.get("tasks") or []):
-            module = task.get("module")
-            try:
-                results.append(task_registry.get_task(module)(task.get("data"), job))
-            except Exception as exc:  # any task error fails the job, with its message on record
-                failed, message = True, f"tasks[{i}] {module}: {exc.__class__.__name__}: {exc}"
-                log.warning("worker %s: job %s failed: %s", self.client.worker_id, job_id, message)
-                break
+        outcome = {"results": [], "failed": False, "message": None}
+        # the task runs with this thread's context (the app context of `manage.py worker`)
+        context = contextvars.copy_context()
+        runner = threading.Thread(
+            target=context.run, args=(self._run_tasks, job, outcome), name=f"job-{job_id}", daemon=True
+        )
+        runner.start()
+        while runner.is_alive() and not self.cancelled.is_set():
+            runner.join(0.05)
+        if self.cancelled.is_set():
+            runner.join(CANCEL_GRACE)
+            if runner.is_alive():
+                log.warning(
+                    "worker %s: job %s cancelled; its task did not stop: abandoned", self.client.worker_id, job_id
+                )
+            outcome = {"results": list(outcome["results"]), "failed": True, "message": "cancelled"}
         events.close()
         ended = datetime.now(UTC)
+        failed = outcome["failed"]
         info = {
             "worker_id": self.client.worker_id,
             "worker": socket.gethostname(),
@@ -230,13 +348,15 @@ class Worker:
             "completed": not failed,
         }
         self.current = None
-        try:
-            self.client.complete(job_id, failed=failed, info=info, result=results, message=message)
+        done = self._finish(
+            lambda: self.client.complete(
+                job_id, failed=failed, info=info, result=outcome["results"], message=outcome["message"]
+            ),
+            "complete",
+            job_id,
+        )
+        if done:
             log.info("worker %s: job %s %s", self.client.worker_id, job_id, "failed" if failed else "completed")
-        except ClientError as exc:  # 409: the lease ended meanwhile; the job is someone else's now
-            log.warning("worker %s: could not complete job %s: %s", self.client.worker_id, job_id, exc)
-        except requests.RequestException as exc:
-            log.warning("worker %s: could not reach the server to complete %s: %s", self.client.worker_id, job_id, exc)
         self._beat_now.set()
 
 
@@ -254,7 +374,7 @@ def run_worker(
     known = task_registry.load_task_modules(task_modules)
     client = JobClient(url, token, queue, worker_id)
     log.info("worker %s: queue %r at %s, tasks: %s", client.worker_id, queue, url, ", ".join(known))
-    Worker(client, poll_interval, heartbeat_interval, stream_logs).run(burst=burst)
+    Worker(client, poll_interval, heartbeat_interval, stream_logs, known).run(burst=burst)
 
 
 def main(argv=None):

@@ -36,7 +36,11 @@ def heartbeat(jobs, worker, body, job_id=""):
         jobs.store.record(
             claimed, {"worker_id": worker}, {"event": "claimed", "at": status["last_seen"], "worker_id": worker}
         )
-    return {"worker_id": worker, "leases": {j: iso_from_ms(ms) for j, ms in result["extended"].items()}}
+    return {
+        "worker_id": worker,
+        "leases": {j: iso_from_ms(ms) for j, ms in result["extended"].items()},
+        "cancel": sorted(result.get("cancel") or []),
+    }
 
 
 def list_ids(queue):
@@ -52,12 +56,14 @@ def get(queue, worker):
     pipe.get(keys.worker_status(worker))
     pipe.hgetall(keys.worker_attributes(worker))
     pipe.smembers(keys.worker_jobs(worker))
-    raw, attributes, held = pipe.execute()
+    pipe.hget(keys.WORKER_MODULES, worker)
+    raw, attributes, held, modules = pipe.execute()
     if raw is None and not attributes:
         raise WorkerNotFound(worker)
     status = json.loads(raw) if raw else {"worker_id": worker, "status": "offline"}
     status["attributes"] = decode_attributes(attributes)
     status["jobs"] = sorted(held)
+    status["modules"] = modules.split(",") if modules else None
     return status
 
 

@@ -4,7 +4,8 @@ from object_challenge.jobs import keys
 from object_challenge.jobs.queue import HERE
 
 PROBE = """
-return {job_key(ARGV[2]), queue_key(ARGV[3]), worker_jobs_key(ARGV[4]), LEASES, FINISHED, WORKERS}
+return {job_key(ARGV[2]), queue_key(ARGV[3]), worker_jobs_key(ARGV[4]), LEASES, FINISHED, WORKERS,
+        delayed_key(ARGV[3]), modsets_key(ARGV[3]), WORKER_MODULES}
 """
 
 
@@ -18,6 +19,9 @@ def test_lua_and_python_build_the_same_keys(redis):
         keys.LEASES,
         keys.FINISHED,
         keys.WORKERS,
+        keys.delayed("q1"),
+        keys.queue_modules("q1"),
+        keys.WORKER_MODULES,
     ]
 
 
@@ -33,6 +37,9 @@ def test_every_key_is_under_oc_jobs():
         keys.LEASES,
         keys.FINISHED,
         keys.WORKERS,
+        keys.delayed("q"),
+        keys.queue_modules("q"),
+        keys.WORKER_MODULES,
     ]
     assert all(k.startswith("oc:jobs:") for k in built) and len(set(built)) == len(built)
 

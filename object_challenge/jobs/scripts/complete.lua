@@ -1,13 +1,14 @@
--- complete.lua: finish a running job as `completed` or `failed` (final either way).
+-- complete.lua: finish a running job as `completed` or `failed` (final either way);
+-- `cancelled` when its cancel was asked meanwhile.
 -- KEYS[1] job hash
 -- ARGV[1] prefix  ARGV[2] job id  ARGV[3] worker id or '' (anyone may complete)
 -- ARGV[4] 'completed' | 'failed'  ARGV[5] result JSON (kept until MongoDB has it)
 -- ARGV[6] worker to record when nobody holds the lease and ARGV[3] is '' (the
 --         reference worker names itself only inside its completion body)
--- returns JSON {"ok": true, attempt, worker} or {"refused": "unknown" | "not_running"
+-- returns JSON {"ok": true, attempt, worker, state} or {"refused": "unknown" | "not_running"
 --   | "not_holder", "state": ..., "worker": ...}
 local id, worker, outcome = ARGV[2], ARGV[3], ARGV[4]
-local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt')
+local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'cancel_requested')
 local state, holder = f[1], f[2] or ''
 if not state then return encode({refused = 'unknown'}) end
 if state ~= 'running' then return encode({refused = 'not_running', state = state}) end
@@ -15,9 +16,8 @@ if worker ~= '' and holder ~= '' and holder ~= worker then
   return encode({refused = 'not_holder', state = state, worker = holder})
 end
 if holder == '' then holder = (worker ~= '' and worker) or ARGV[6] end
-redis.call('HSET', KEYS[1], 'state', outcome, 'worker', holder, 'lease_until', '',
-           'result', ARGV[5], 'finished_at', now_ms())
+if f[4] == '1' then outcome = 'cancelled' end  -- its cancel was asked: whatever the task did
 redis.call('ZREM', LEASES, id)
 if holder ~= '' then redis.call('SREM', worker_jobs_key(holder), id) end
-redis.call('SADD', FINISHED, id)
-return encode({ok = true, attempt = tonumber(f[3]), worker = holder})
+finish(id, outcome, {worker = holder, result = ARGV[5]})
+return encode({ok = true, attempt = tonumber(f[3]), worker = holder, state = outcome})

@@ -1,11 +1,23 @@
--- enqueue.lua: put a new job at the TAIL of its queue, atomically with its live state.
--- KEYS[1] queue list (oc:jobs:queue:<name>)   KEYS[2] job hash (oc:jobs:job:<id>)
--- KEYS[3] queue names set (oc:jobs:queues)
--- ARGV[1] prefix  ARGV[2] job id  ARGV[3] queue name  ARGV[4] max attempts
--- ARGV[5] deliveries it already had (0 for a new job; `jobs recover` after a Redis loss)
--- returns the queue length after the push; 0 if the id already exists (nothing done)
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], 'queue', ARGV[3], 'state', 'queued', 'attempt', ARGV[5] or 0,
-           'max_attempts', ARGV[4], 'worker', '', 'lease_until', '')
-redis.call('SADD', KEYS[3], ARGV[3])
-return redis.call('RPUSH', KEYS[1], ARGV[2])
+-- enqueue.lua: put new jobs at the TAIL of their queue (or in its delayed set), atomically
+-- with their live state: all of them or, when one id is taken, none.
+-- KEYS[1] queue list (oc:jobs:queue:<name>)   KEYS[2] queue names set (oc:jobs:queues)
+-- ARGV[1] prefix  ARGV[2] queue name
+-- then 5 per job: id, max attempts, deliveries it already had (0 for a new job; `jobs
+-- recover` after a Redis loss), its task modules ("a,b", sorted), not before (ms, Redis clock; 0: none)
+-- returns the number of jobs enqueued; 0 if any id already exists (nothing done)
+local queue = ARGV[2]
+for i = 3, #ARGV, 5 do
+  if redis.call('EXISTS', job_key(ARGV[i])) == 1 then return 0 end
+end
+local now = now_ms()
+local n = 0
+for i = 3, #ARGV, 5 do
+  local id, not_before = ARGV[i], tonumber(ARGV[i + 4]) or 0
+  redis.call('HSET', job_key(id), 'queue', queue, 'state', 'queued', 'attempt', ARGV[i + 2],
+             'max_attempts', ARGV[i + 1], 'worker', '', 'lease_until', '', 'modules', ARGV[i + 3])
+  place(id, queue, false, not_before > 0 and not_before or nil, now)
+  count_waiting(queue, ARGV[i + 3], 1)
+  n = n + 1
+end
+redis.call('SADD', KEYS[2], queue)
+return n

@@ -4,6 +4,7 @@
 -- ARGV[1] prefix  ARGV[2] worker id
 -- returns JSON {"existed": bool, "released": [end_lease events]}
 local existed = redis.call('DEL', KEYS[1], KEYS[2]) > 0
+redis.call('HDEL', WORKER_MODULES, ARGV[2])
 existed = (redis.call('ZREM', WORKERS, ARGV[2]) > 0) or existed
 local released = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do

@@ -6,10 +6,13 @@ local P = ARGV[1]
 local LEASES = P .. 'leases'
 local FINISHED = P .. 'finished'
 local WORKERS = P .. 'workers'
+local WORKER_MODULES = P .. 'worker-modules'
 
 local function job_key(id) return P .. 'job:' .. id end
 local function queue_key(name) return P .. 'queue:' .. name end
 local function worker_jobs_key(worker) return P .. 'worker-jobs:' .. worker end
+local function delayed_key(name) return P .. 'delayed:' .. name end
+local function modsets_key(name) return P .. 'queue-modules:' .. name end
 
 -- milliseconds on the Redis clock, so that every service process agrees on "now"
 local function now_ms()
@@ -20,26 +23,74 @@ end
 -- cjson encodes an empty table as {}; the Python side reads {} and [] alike
 local function encode(value) return cjson.encode(value) end
 
+-- A job becomes (or stops being) a waiting job of `queue`: the per-queue count of
+-- waiting jobs by module set (`stranded` in GET /queue reads it).
+local function count_waiting(queue, modules, delta)
+  local n = redis.call('HINCRBY', modsets_key(queue), modules or '', delta)
+  if n <= 0 then redis.call('HDEL', modsets_key(queue), modules or '') end
+end
+
+-- Put a queued job in line: at the head (requeue, release) or the tail (new job),
+-- or in the queue's delayed set until `not_before` (ms), from which promote_due
+-- moves it to the head or tail (the job hash's `place` field says which).
+local function place(id, queue, head, not_before, now)
+  local jk = job_key(id)
+  if not_before and not_before > now then
+    redis.call('HSET', jk, 'not_before', not_before, 'place', head and 'head' or 'tail')
+    redis.call('ZADD', delayed_key(queue), not_before, id)
+  elseif head then
+    redis.call('HSET', jk, 'not_before', '')
+    redis.call('LPUSH', queue_key(queue), id)
+  else
+    redis.call('HSET', jk, 'not_before', '')
+    redis.call('RPUSH', queue_key(queue), id)
+  end
+end
+
+-- Delayed jobs whose time has come into the line (at most `limit` of them).
+local function promote_due(queue, now, limit)
+  local dk = delayed_key(queue)
+  local ids = redis.call('ZRANGEBYSCORE', dk, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', dk, id)
+    local f = redis.call('HMGET', job_key(id), 'state', 'place')
+    if f[1] == 'queued' then place(id, queue, f[2] == 'head', nil, now) end
+  end
+  return #ids
+end
+
+-- A job reaches a final state in Redis; the scheduler (or the caller) records it.
+local function finish(id, state, fields)
+  local jk = job_key(id)
+  redis.call('HSET', jk, 'state', state, 'lease_until', '', 'finished_at', now_ms())
+  for k, v in pairs(fields or {}) do redis.call('HSET', jk, k, v) end
+  redis.call('SADD', FINISHED, id)
+end
+
 -- End a running job's lease: back to the HEAD of its queue, or `failed` once it has
 -- had max_attempts deliveries. Returns the event for Python's record, or nil when
 -- the job is not running (already finished, deleted, requeued).
-local function end_lease(id, reason)
+local function end_lease(id, reason, retry_after_ms)
   local jk = job_key(id)
   redis.call('ZREM', LEASES, id)
-  local f = redis.call('HMGET', jk, 'state', 'attempt', 'max_attempts', 'queue', 'worker')
+  local f = redis.call('HMGET', jk, 'state', 'attempt', 'max_attempts', 'queue', 'worker',
+                       'cancel_requested', 'modules')
   if f[1] ~= 'running' then return nil end
   local attempt, max_attempts = tonumber(f[2]) or 0, tonumber(f[3]) or 1
   local queue, worker = f[4], f[5] or ''
   if worker ~= '' then redis.call('SREM', worker_jobs_key(worker), id) end
   local event = {id = id, attempt = attempt, worker = worker, queue = queue, reason = reason}
-  if attempt >= max_attempts then
-    redis.call('HSET', jk, 'state', 'failed', 'lease_until', '', 'finished_at', now_ms(),
-               'reason', reason .. ' after ' .. attempt .. ' of ' .. max_attempts .. ' attempts')
-    redis.call('SADD', FINISHED, id)
+  if f[6] == '1' then  -- its cancel was asked: never handed out again
+    finish(id, 'cancelled', {reason = 'cancelled (' .. reason .. ')'})
+    event.outcome = 'cancelled'
+  elseif attempt >= max_attempts then
+    finish(id, 'failed', {reason = reason .. ' after ' .. attempt .. ' of ' .. max_attempts .. ' attempts'})
     event.outcome = 'failed'
   else
+    local now = now_ms()
     redis.call('HSET', jk, 'state', 'queued', 'worker', '', 'lease_until', '')
-    redis.call('LPUSH', queue_key(queue), id)
+    place(id, queue, true, (retry_after_ms or 0) > 0 and now + retry_after_ms or nil, now)
+    count_waiting(queue, f[7], 1)
     event.outcome = 'requeued'
   end
   return event
