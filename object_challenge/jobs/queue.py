@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from object_challenge.core.errors import BadRequest
 from object_challenge.jobs import keys
 
 HERE = Path(__file__).resolve().parent / "scripts"
@@ -250,6 +251,15 @@ class JobQueue:
 def module_set(modules):
     """The canonical form of a set of module names: sorted, unique, comma-joined."""
     return ",".join(sorted(set(modules)))
+
+
+def attribute_changes(changes):
+    """A PATCH body of queue or worker attributes, checked: ``{"disabled": bool, ...}``."""
+    if not isinstance(changes, dict):
+        raise BadRequest('send a JSON object such as {"disabled": true}', code="bad_attributes")
+    if "disabled" in changes and not isinstance(changes["disabled"], bool):
+        raise BadRequest("disabled must be true or false", code="bad_attributes")
+    return changes
 
 
 def decode_attributes(raw):

@@ -12,8 +12,18 @@ import uuid
 
 from flask import current_app
 
-from object_challenge.core.errors import BadRequest, Conflict, Locked, NotFound
+from object_challenge.core.errors import BadRequest
 from object_challenge.core.extensions import mongo, redis
+from object_challenge.jobs import events as job_events
+from object_challenge.jobs.errors import (
+    JobFinished,
+    JobNotFound,
+    JobNotRunning,
+    NoJobAvailable,
+    NotLeaseHolder,
+    QueueDisabled,
+    WorkerDisabled,
+)
 from object_challenge.jobs.queue import JobQueue
 from object_challenge.jobs.store import FINAL_STATES, JobStore, iso_from_ms, public, utcnow
 
@@ -26,38 +36,6 @@ MAX_MODULES = 64  # names in one poll's ?modules=
 MAX_BULK = 1000  # jobs in one POST /queue {"jobs": [...]}
 MAX_DELAY_S = 86400  # POST /queue "delay_s"
 MAX_RETRY_AFTER_S = 3600  # POST /jobs/{id}/release "retry_after_s"
-
-
-class JobNotFound(NotFound):
-    code = "job_not_found"
-
-    def __init__(self, job_id):
-        super().__init__(f"no job {job_id!r}; check the id (GET /jobs/<id> reads any state)")
-
-
-class NoJobAvailable(NotFound):
-    code = "queue_empty"
-
-
-class QueueDisabled(NotFound):
-    # 404 like an empty queue: the reference worker treats 404 as "nothing to do"
-    code = "queue_disabled"
-
-
-class WorkerDisabled(Locked):
-    code = "worker_disabled"
-
-
-class JobNotRunning(Conflict):
-    code = "job_not_running"
-
-
-class NotLeaseHolder(Conflict):
-    code = "not_lease_holder"
-
-
-class JobFinished(Conflict):
-    code = "job_finished"
 
 
 def modules_param(value):
@@ -400,6 +378,7 @@ class Jobs:
                 event["reason"] = live["reason"]
             doc = self.store.finish(job_id, fields, event)
             self.queue.forget_finished(job_id)
+            job_events.archive(job_id)  # its events follow it to MongoDB (a no-op without events)
             if doc is not None:
                 docs.append(public(doc))
         return docs

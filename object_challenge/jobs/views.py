@@ -22,7 +22,9 @@ from object_challenge.core.health import check_stores
 from object_challenge.jobs import data as module_data
 from object_challenge.jobs import events as job_events
 from object_challenge.jobs import workers
-from object_challenge.jobs.service import JobNotFound, jobs, modules_param, queue_name, worker_id
+from object_challenge.jobs.errors import JobNotFound
+from object_challenge.jobs.queue import attribute_changes
+from object_challenge.jobs.service import jobs, modules_param, queue_name, worker_id
 
 bp = Blueprint("jobs", __name__, url_prefix="/newapi")
 STARTED = time.time()
@@ -105,11 +107,7 @@ def clear_queue():
 @require_role("admin")
 def patch_queue():
     name = _queue()
-    changes = _body()
-    if not isinstance(changes, dict):
-        raise BadRequest('send a JSON object such as {"disabled": true}', code="bad_attributes")
-    if "disabled" in changes and not isinstance(changes["disabled"], bool):
-        raise BadRequest("disabled must be true or false", code="bad_attributes")
+    changes = attribute_changes(_body())
     return jsonify({"queue": name, "attributes": jobs().queue.set_attributes(name, changes)})
 
 

@@ -7,17 +7,10 @@ outlive the status, so a disabled worker stays disabled across restarts.
 
 import json
 
-from object_challenge.core.errors import BadRequest, NotFound
 from object_challenge.jobs import keys
-from object_challenge.jobs.queue import decode_attributes
+from object_challenge.jobs.errors import WorkerNotFound
+from object_challenge.jobs.queue import attribute_changes, decode_attributes
 from object_challenge.jobs.store import iso_from_ms, utcnow
-
-
-class WorkerNotFound(NotFound):
-    code = "worker_not_found"
-
-    def __init__(self, worker):
-        super().__init__(f"no worker {worker!r}: it has not sent a heartbeat within CLIENT_EXPIRY")
 
 
 def heartbeat(jobs, worker, body, job_id=""):
@@ -68,10 +61,7 @@ def get(queue, worker):
 
 
 def set_attributes(queue, worker, changes):
-    if not isinstance(changes, dict):
-        raise BadRequest('send a JSON object such as {"disabled": true}', code="bad_attributes")
-    if "disabled" in changes and not isinstance(changes["disabled"], bool):
-        raise BadRequest("disabled must be true or false", code="bad_attributes")
+    changes = attribute_changes(changes)
     if changes:
         queue.redis.hset(keys.worker_attributes(worker), mapping={k: json.dumps(v) for k, v in changes.items()})
     return {"worker_id": worker, "attributes": decode_attributes(queue.redis.hgetall(keys.worker_attributes(worker)))}
