@@ -275,6 +275,8 @@ class Worker:
 
     def _run_tasks(self, job, outcome):
         results = outcome["results"]
+        if self.stream_logs:
+            job["stream_logs"]()  # this thread's log records become `log` events
         for i, task in enumerate(job.get("tasks") or []):
             if self.cancelled.is_set():
                 break
@@ -318,7 +320,7 @@ class Worker:
             "worker %s: job %s %r attempt %s", self.client.worker_id, job_id, job.get("job_title"), job.get("attempt")
         )
         # job events: job["emit"](type, data), job["stream_logs"]() (emitter.py); posted before completing
-        events = JobEvents(self.client.copy(), job, self.stream_logs)
+        events = JobEvents(self.client.copy(), job)  # --stream-logs: started in the task's thread
         job = {**job, "emit": events.emitter.emit, "stream_logs": events.stream_logs}
         outcome = {"results": [], "failed": False, "message": None}
         # the task runs with this thread's context (the app context of `manage.py worker`)
