@@ -244,8 +244,11 @@ class JobEvents:
         if not self.redis.exists(keys.events_meta(job_id)):
             return 0
         doc = self.store.get(job_id)
-        if doc is None:  # the job was deleted
-            self.delete(job_id)
+        if doc is None:
+            # a finish moving the record between the collections can hide it from one read: look again
+            if self.redis.exists(keys.job(job_id)) or self.store.get(job_id) is not None:
+                return None
+            self.delete(job_id)  # the job was deleted
             return 0
         state = doc.get("state")
         if state not in FINAL_STATES or state not in self.store.final:
@@ -254,6 +257,8 @@ class JobEvents:
         pipe.hgetall(keys.events_meta(job_id))
         pipe.xrange(keys.events(job_id), "-", "+")
         meta, entries = pipe.execute()
+        if not meta:  # another archive (the completion's hook, the scheduler) moved them meanwhile
+            return 0
         raws = [fields["e"] for _, fields in entries]
         truncated = meta.get("truncated") == "1"
         self.collection.replace_one(

@@ -300,3 +300,31 @@ def test_the_gateways_twin_keys_match():
     text = (Path(__file__).resolve().parents[2] / "lua" / "oc" / "keys.lua").read_text()
     assert f'return "{keys.job("")}" .. job_id' in text
     assert f'return "{keys.events_channel("")}" .. job_id' in text
+
+
+def test_a_second_archive_racing_the_first_does_not_overwrite_the_events(app, client, redis):
+    job = running_job(client)
+    post(client, job["job_id"], lines(3))
+    with app.app_context():
+        service = job_events.events()
+        real_pipeline = service.redis.pipeline
+
+        def first_archive_wins_meanwhile(*args, **kwargs):
+            # the other archive moves the events between this one's checks and its read
+            service.redis.pipeline = real_pipeline
+            service.archive(job["job_id"])
+            return real_pipeline(*args, **kwargs)
+
+        complete(client, job["job_id"])  # the completion's hook archives them
+        assert service.collection.find_one({"_id": job["job_id"]})["count"] == 3
+        # put the events back in Redis as if not archived yet, then race two archives
+        service.collection.delete_one({"_id": job["job_id"]})
+        for i in range(3):
+            redis.xadd(keys.events(job["job_id"]), {"e": f'{{"id":"001-00000000{i}"}}'}, id=f"1-{i}")
+        redis.hset(keys.events_meta(job["job_id"]), mapping={"count": 3, "last": "001-000000002"})
+        service.redis.pipeline = first_archive_wins_meanwhile
+        try:
+            assert service.archive(job["job_id"]) == 0
+        finally:
+            service.redis.pipeline = real_pipeline
+        assert service.collection.find_one({"_id": job["job_id"]})["count"] == 3
