@@ -31,9 +31,17 @@ from pathlib import Path
 
 from flask import current_app
 
-from object_challenge.core.errors import ApiError, BadRequest, Conflict, NotFound
+from object_challenge.core.errors import BadRequest
 from object_challenge.core.extensions import mongo, redis
 from object_challenge.jobs import keys
+from object_challenge.jobs.errors import (
+    AttemptMismatch,
+    EventsLimit,
+    JobCancelled,
+    JobNotFound,
+    JobNotRunning,
+    NotLeaseHolder,
+)
 from object_challenge.jobs.store import FINAL_STATES, JobStore, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,35 +55,6 @@ MAX_ATTEMPT = 999
 POST_MAX = 1000  # events per post
 READ_MAX, READ_DEFAULT = 1000, 100
 ARCHIVE_BATCH = 100  # jobs looked at per scheduler call
-
-
-# -- errors --------------------------------------------------------------------------
-# (job_not_found / job_not_running / not_lease_holder: the same codes as service.py's)
-class JobNotFound(NotFound):
-    code = "job_not_found"
-
-    def __init__(self, job_id):
-        super().__init__(f"no job {job_id!r}; check the id (GET /jobs/<id> reads any state)")
-
-
-class JobNotRunning(Conflict):
-    code = "job_not_running"
-
-
-class NotLeaseHolder(Conflict):
-    code = "not_lease_holder"
-
-
-class AttemptMismatch(Conflict):
-    code = "attempt_mismatch"
-
-
-class JobCancelled(Conflict):
-    code = "job_cancelled"
-
-
-class EventsLimit(ApiError):
-    status, code = 413, "events_limit"
 
 
 # -- ids -------------------------------------------------------------------------------
