@@ -4,7 +4,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := nginx-light libnginx-mod-http-lua lua-resty-core lua-resty-lrucache lua-cjson \
-                lua-nginx-redis lua-nginx-string redis-server wrk bubblewrap gcc gnat gprbuild
+                lua-nginx-redis lua-nginx-string redis-server wrk bubblewrap gcc gnat gprbuild \
+                chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP_APT := var/.apt-installed
 STAMP_VENV := $(VENV)/.created

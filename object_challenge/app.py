@@ -8,19 +8,19 @@ gunicorn entry point (wsgi.py) serves; `manage.py` builds them all.
 
 from flask import Flask, jsonify
 
-from object_challenge import accounts, api, buckets, cli, jobs, publish
+from object_challenge import accounts, api, buckets, cli, dashboard, jobs, publish
 from object_challenge.core import config as config_module
 from object_challenge.core import errors, extensions
 from object_challenge.core.health import check_stores
 from object_challenge.core.logging import configure_logging
 
 SERVICES = {
-    "api": (buckets.bp, api.bp, api.internal_bp),
+    "api": (buckets.bp, api.bp, api.internal_bp, dashboard.bp, dashboard.api_bp),
     "storage": (buckets.storage_bp,),
     "jobs": (jobs.bp,),
     "publish": (publish.bp,),
 }
-PACKAGES = (accounts, buckets, jobs, publish)
+PACKAGES = (accounts, buckets, jobs, publish, dashboard)
 ALL_MODELS = tuple(model for package in PACKAGES for model in package.MODELS)
 
 

@@ -1,0 +1,210 @@
+"""The dashboard's JSON reads (admins only), under /newapi/dashboard/.
+
+Lists are pages (``offset``, ``limit`` up to ``MAX_LIMIT``): a queue of 10,000 jobs costs
+one LRANGE of a page and one MongoDB ``$in`` of its ids, never the whole list. Actions
+are not here: the pages call the services' own routes (PATCH /newapi/queue, POST
+/newapi/jobs/<id>/cancel, ...), so the dashboard has no rule of its own to keep in step.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import requests
+from flask import Blueprint, current_app, jsonify, request
+
+from object_challenge.accounts.identity import require_role
+from object_challenge.core.errors import BadRequest
+from object_challenge.core.extensions import redis
+from object_challenge.core.health import check_stores
+from object_challenge.jobs import keys as job_keys
+from object_challenge.jobs import workers
+from object_challenge.jobs.service import jobs
+from object_challenge.publish import keys as puzzle_keys
+from object_challenge.publish.models import Puzzle
+
+bp = Blueprint("dashboard_api", __name__, url_prefix="/newapi/dashboard")
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+SERVICE_ADDRS = ("API_ADDR", "JOBS_ADDR", "PUBLISH_ADDR", "STORAGE_ADDR")
+
+
+@bp.before_request
+@require_role("admin")
+def admins_only():
+    """Every route here: an admin token, else 401/403 in the house shape."""
+
+
+@bp.after_request
+def no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page():
+    def whole(name, default, high):
+        raw = request.args.get(name, str(default))
+        if not raw.isdigit() or int(raw) > high:
+            raise BadRequest(f"{name} is a whole number from 0 to {high}", code="bad_page")
+        return int(raw)
+
+    limit = whole("limit", DEFAULT_LIMIT, MAX_LIMIT) or DEFAULT_LIMIT
+    return whole("offset", 0, 10**9), limit
+
+
+def _summary(job_id, doc, live):
+    doc, live = doc or {}, live or {}
+    return {
+        "job_id": job_id,
+        "job_title": doc.get("job_title", ""),
+        "state": live.get("state") or doc.get("state", "unknown"),
+        "attempt": int(live.get("attempt") or doc.get("attempt") or 0),
+        "worker_id": live.get("worker") or doc.get("worker_id") or "",
+        "added": doc.get("added", ""),
+        "modules": [t.get("module", "") for t in doc.get("tasks") or [] if isinstance(t, dict)],
+    }
+
+
+def _running_by_queue(service):
+    """Running job id -> its live hash, from the leases index (running jobs only)."""
+    ids = service.queue.redis.zrange(job_keys.LEASES, 0, -1)
+    return {job_id: live for job_id, live in service.queue.live_many(ids).items() if live}
+
+
+def _service_health():
+    """Each gunicorn service's /healthz, asked directly (half a second each at most)."""
+    health = {}
+    for setting in SERVICE_ADDRS:
+        name = setting.removesuffix("_ADDR").lower()
+        try:
+            answer = requests.get(f"http://{current_app.config[setting]}/healthz", timeout=0.5)
+            health[name] = "ok" if answer.status_code == 200 else f"HTTP {answer.status_code}"
+        except requests.RequestException as exc:
+            health[name] = f"down ({exc.__class__.__name__})"
+    return health
+
+
+@bp.get("/overview")
+def overview():
+    problems = check_stores()
+    service = jobs()
+    running = _running_by_queue(service)
+    queues = []
+    for name in service.queue.queues():
+        queues.append(
+            {
+                "name": name,
+                "waiting": service.queue.length(name),
+                "running": sum(1 for live in running.values() if live.get("queue") == name),
+                "disabled": bool(service.queue.attributes(name).get("disabled")),
+            }
+        )
+    return jsonify(
+        {
+            "stores": {store: problems.get(store, "ok") for store in ("redis", "mongo")},
+            "services": _service_health(),
+            "queues": queues,
+            "jobs": {state: service.store.count(state) for state in ("queued", "running", "completed", "failed")},
+            "workers": len(workers.list_ids(service.queue)),
+            "puzzles": {status: Puzzle.objects(status=status).count() for status in ("active", "complete")},
+        }
+    )
+
+
+@bp.get("/queues/<name>")
+def queue_page(name):
+    offset, limit = _page()
+    service = jobs()
+    ids = service.queue.waiting(name, offset, offset + limit - 1)
+    docs = service.store.get_active_many(ids)
+    lives = service.queue.live_many(ids)
+    running = {j: live for j, live in _running_by_queue(service).items() if live.get("queue") == name}
+    running_docs = service.store.get_active_many(list(running)[:MAX_LIMIT])
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    finished = {
+        state: collection.count_documents({"queue": name, "finished_at": {"$gte": hour_ago}})
+        for state, collection in service.store.final.items()
+    }
+    return jsonify(
+        {
+            "name": name,
+            "attributes": service.queue.attributes(name),
+            "waiting": {
+                "total": service.queue.length(name),
+                "offset": offset,
+                "limit": limit,
+                "jobs": [_summary(j, docs.get(j), lives.get(j)) for j in ids],
+            },
+            "running": [_summary(j, running_docs.get(j), live) for j, live in list(running.items())[:MAX_LIMIT]],
+            "running_total": len(running),
+            "finished_last_hour": finished,
+        }
+    )
+
+
+@bp.get("/workers")
+def worker_list():
+    offset, limit = _page()
+    queue = jobs().queue
+    ids = workers.list_ids(queue)
+    # a disabled worker that stopped sending heartbeats still matters to an operator
+    disabled = [w for w in redis.client.scan_iter(match=job_keys.worker_attributes("*"), count=500)]
+    prefix = job_keys.worker_attributes("")
+    ids = sorted(set(ids) | {w.removeprefix(prefix) for w in disabled})
+    found = []
+    for worker in ids[offset : offset + limit]:
+        try:
+            found.append(workers.get(queue, worker))
+        except workers.WorkerNotFound:
+            continue
+    return jsonify({"total": len(ids), "offset": offset, "limit": limit, "workers": found})
+
+
+@bp.get("/finished")
+def finished():
+    """The latest completed or failed jobs, newest first."""
+    offset, limit = _page()
+    state = request.args.get("state", "completed")
+    service = jobs()
+    if state not in service.store.final:
+        raise BadRequest(f"state is one of {', '.join(service.store.final)}", code="bad_state")
+    collection = service.store.final[state]
+    docs = collection.find({}).sort("finished_at", -1).skip(offset).limit(limit)
+    return jsonify(
+        {
+            "state": state,
+            "total": collection.count_documents({}),
+            "offset": offset,
+            "limit": limit,
+            "jobs": [_summary(doc["_id"], doc, None) for doc in docs],
+        }
+    )
+
+
+@bp.get("/puzzles")
+def puzzles():
+    offset, limit = _page()
+    page = list(
+        Puzzle.objects.only("puzzle_id", "rows", "cols", "status").order_by("-puzzle_id").skip(offset).limit(limit)
+    )
+    pipe = redis.client.pipeline(transaction=False)
+    for puzzle in page:
+        pipe.hmget(puzzle_keys.meta(puzzle.puzzle_id), "count", "immovable", "seq", "last_move")
+    lives = pipe.execute()
+    rows = []
+    for puzzle, (count, immovable, seq, last_move) in zip(page, lives, strict=True):
+        size = puzzle.rows * puzzle.cols
+        rows.append(
+            {
+                "puzzle_id": puzzle.puzzle_id,
+                "rows": puzzle.rows,
+                "cols": puzzle.cols,
+                "status": puzzle.status,
+                "pieces": size,
+                "placed": int(immovable) if immovable else None,
+                "completion": round(100 * int(immovable) / int(count or size), 1) if immovable else None,
+                "seq": int(seq) if seq else None,
+                "live": count is not None,
+                "last_move_ms": int(last_move) if last_move else None,
+            }
+        )
+    return jsonify({"total": Puzzle.objects.count(), "offset": offset, "limit": limit, "puzzles": rows})

@@ -1,0 +1,396 @@
+// The operator dashboard: hash routes, each view reads /newapi/dashboard/* (admins only)
+// and acts through the services' own routes. Every value is shown with textContent.
+"use strict";
+
+(() => {
+  const { api, el, clear, notice, sse, sleep } = OC;
+  const main = document.getElementById("main");
+  const PAGE = 25;
+  let refreshTimer = null;
+  let viewAbort = null; // aborts a view's live stream when the route changes
+
+  const enc = encodeURIComponent;
+  const when = (iso) => (iso ? String(iso).replace("T", " ").replace(/\.\d+/, "").replace("+00:00", "Z") : "");
+
+  function table(headers, rows, empty) {
+    if (!rows.length) return el("p", { class: "empty" }, empty || "nothing here");
+    return el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c))))),
+    );
+  }
+
+  function pager(total, offset, hrefFor) {
+    const last = Math.max(0, Math.floor((total - 1) / PAGE) * PAGE);
+    return el(
+      "p",
+      { class: "pager" },
+      offset > 0 ? el("a", { href: hrefFor(Math.max(0, offset - PAGE)) }, "← previous") : null,
+      ` ${total ? offset + 1 : 0}–${Math.min(total, offset + PAGE)} of ${total} `,
+      offset + PAGE < total ? el("a", { href: hrefFor(offset + PAGE) }, "next →") : null,
+      offset + PAGE < total ? el("a", { href: hrefFor(last) }, " last") : null,
+    );
+  }
+
+  function button(label, action, cls) {
+    return el(
+      "button",
+      {
+        type: "button",
+        class: cls || "",
+        onclick: async (event) => {
+          event.target.disabled = true;
+          try {
+            await action();
+            notice(null);
+          } catch (err) {
+            notice(`${label} refused: ${err.message}`);
+          }
+          route();
+        },
+      },
+      label,
+    );
+  }
+
+  const jobLink = (id) => el("a", { href: `#/job/${enc(id)}`, class: "mono" }, id.slice(0, 8));
+  const cancelJob = (id) => api(`/newapi/jobs/${enc(id)}/cancel`, { method: "POST" });
+
+  // -- views ---------------------------------------------------------------------
+  async function overview() {
+    const { data } = await api("/newapi/dashboard/overview");
+    const health = (obj) =>
+      Object.entries(obj).map(([name, state]) => el("li", { class: state === "ok" ? "ok" : "bad" }, `${name}: ${state}`));
+    return [
+      el("h1", {}, "Overview"),
+      el(
+        "div",
+        { class: "cards" },
+        el("section", { class: "card" }, el("h2", {}, "Stores"), el("ul", {}, health(data.stores))),
+        el("section", { class: "card" }, el("h2", {}, "Services"), el("ul", {}, health(data.services))),
+        el(
+          "section",
+          { class: "card" },
+          el("h2", {}, "Jobs"),
+          el("ul", {}, Object.entries(data.jobs).map(([s, n]) => el("li", {}, `${s}: ${n}`))),
+          el("p", {}, `live workers: ${data.workers}`),
+        ),
+        el(
+          "section",
+          { class: "card" },
+          el("h2", {}, "Puzzles"),
+          el("ul", {}, Object.entries(data.puzzles).map(([s, n]) => el("li", {}, `${s}: ${n}`))),
+        ),
+      ),
+      el("h2", {}, "Queue depths"),
+      queueTable(data.queues),
+    ];
+  }
+
+  function queueTable(queues) {
+    return table(
+      ["queue", "waiting", "running", "state"],
+      queues.map((q) => [
+        el("a", { href: `#/queue/${enc(q.name)}/0` }, q.name),
+        String(q.waiting),
+        String(q.running),
+        q.disabled ? el("span", { class: "bad" }, "disabled") : "enabled",
+      ]),
+      "no queue has been used yet",
+    );
+  }
+
+  async function queues() {
+    const { data } = await api("/newapi/dashboard/overview");
+    return [el("h1", {}, "Queues"), queueTable(data.queues)];
+  }
+
+  async function queuePage(name, offset) {
+    const [{ data }, extra] = await Promise.all([
+      api(`/newapi/dashboard/queues/${enc(name)}?offset=${offset}&limit=${PAGE}`),
+      api(`/newapi/queue?queue=${enc(name)}&limit=1`).catch(() => null),
+    ]);
+    const disabled = Boolean(data.attributes.disabled);
+    const stranded = extra && extra.data.attributes ? extra.data.attributes.stranded : undefined;
+    const row = (j) => [
+      jobLink(j.job_id),
+      el("span", { class: "title-cell" }, j.job_title),
+      j.modules.join(", "),
+      String(j.attempt),
+      j.worker_id,
+      when(j.added),
+      button("cancel", () => cancelJob(j.job_id), "danger"),
+    ];
+    const headers = ["job", "title", "modules", "attempt", "worker", "added", ""];
+    return [
+      el("h1", {}, "Queue ", el("span", { class: "mono" }, name)),
+      el(
+        "p",
+        {},
+        disabled ? el("span", { class: "bad" }, "disabled ") : "enabled ",
+        button(disabled ? "enable" : "disable", () =>
+          api(`/newapi/queue?queue=${enc(name)}`, { method: "PATCH", body: { disabled: !disabled } }),
+        ),
+      ),
+      el(
+        "p",
+        { class: "facts" },
+        `waiting ${data.waiting.total} · running ${data.running_total}`,
+        stranded !== undefined ? ` · stranded ${stranded}` : "",
+        ` · finished in the last hour: ${data.finished_last_hour.completed || 0} completed, ${data.finished_last_hour.failed || 0} failed`,
+      ),
+      el("h2", {}, "Running"),
+      table(headers, data.running.map(row), "no running job"),
+      el("h2", {}, "Waiting"),
+      pager(data.waiting.total, offset, (o) => `#/queue/${enc(name)}/${o}`),
+      table(headers, data.waiting.jobs.map(row), "no waiting job"),
+    ];
+  }
+
+  async function workersView(offset) {
+    const { data } = await api(`/newapi/dashboard/workers?offset=${offset}&limit=${PAGE}`);
+    return [
+      el("h1", {}, "Workers"),
+      pager(data.total, offset, (o) => `#/workers/${o}`),
+      table(
+        ["worker", "status", "last heartbeat", "modules", "queue", "holds", ""],
+        data.workers.map((w) => {
+          const disabled = Boolean(w.attributes && w.attributes.disabled);
+          const modules = Array.isArray(w.modules) ? w.modules.join(", ") : w.modules || "any";
+          return [
+            el("span", { class: "mono" }, w.worker_id),
+            disabled ? el("span", { class: "bad" }, `${w.status || ""} (disabled)`) : String(w.status || ""),
+            when(w.last_seen),
+            String(modules),
+            String(w.queue || ""),
+            el("span", {}, (w.jobs || []).map((id) => jobLink(id))),
+            button(disabled ? "enable" : "disable", () =>
+              api(`/newapi/workers/${enc(w.worker_id)}`, { method: "PATCH", body: { disabled: !disabled } }),
+            ),
+          ];
+        }),
+        "no live worker",
+      ),
+    ];
+  }
+
+  async function finishedView(state, offset) {
+    const { data } = await api(`/newapi/dashboard/finished?state=${enc(state)}&offset=${offset}&limit=${PAGE}`);
+    return [
+      el("h1", {}, "Finished jobs"),
+      el(
+        "p",
+        {},
+        el("a", { href: "#/finished/completed", class: state === "completed" ? "current" : "" }, "completed"),
+        " · ",
+        el("a", { href: "#/finished/failed", class: state === "failed" ? "current" : "" }, "failed"),
+      ),
+      pager(data.total, offset, (o) => `#/finished/${state}/${o}`),
+      table(
+        ["job", "title", "modules", "attempts", "worker"],
+        data.jobs.map((j) => [jobLink(j.job_id), j.job_title, j.modules.join(", "), String(j.attempt), j.worker_id]),
+      ),
+    ];
+  }
+
+  async function jobView(id) {
+    const { data: job } = await api(`/newapi/jobs/${enc(id)}`);
+    const events = el("ol", { class: "events", id: "events" });
+    const eventsState = el("p", { class: "facts", id: "events-state" }, "connecting to the event stream…");
+    const final = ["completed", "failed", "cancelled"].includes(job.state);
+    const retry = () =>
+      api(`/newapi/queue?queue=${enc(job.queue || "queue")}`, {
+        method: "POST",
+        body: { job_title: job.job_title, tasks: job.tasks },
+      }).then(({ data }) => {
+        location.hash = `#/job/${enc(data.job_id)}`;
+      });
+    const view = [
+      el("h1", {}, "Job ", el("span", { class: "mono" }, job.job_id)),
+      el("p", { class: "title-cell job-title" }, job.job_title || ""),
+      el(
+        "p",
+        {},
+        el("span", { class: `state ${job.state}`, id: "job-state" }, job.state),
+        " ",
+        final ? null : button("cancel", () => cancelJob(job.job_id), "danger"),
+        final ? button("retry (as a new job)", retry) : null,
+      ),
+      el("h2", {}, "History"),
+      table(
+        ["event", "at", "details"],
+        (job.history || []).map((h) => {
+          const { event, at, ...rest } = h;
+          return [event, when(at), JSON.stringify(rest)];
+        }),
+      ),
+      el("h2", {}, "Events (live)"),
+      eventsState,
+      events,
+      el("h2", {}, "Document"),
+      el("pre", { class: "doc" }, JSON.stringify(job, null, 2)),
+    ];
+    followEvents(job.job_id, events, eventsState);
+    return view;
+  }
+
+  // The job's events over its stream (fetch + Authorization), resuming after the last id.
+  async function followEvents(id, list, state) {
+    const signal = viewAbort.signal;
+    let after = "";
+    let delay = 500;
+    while (!signal.aborted) {
+      let ended = false;
+      try {
+        await sse(`/newapi/jobs/${enc(id)}/events/stream${after ? `?after=${enc(after)}` : ""}`, {
+          signal,
+          onOpen: () => {
+            state.textContent = "live";
+            delay = 500;
+          },
+          onEvent: (msg) => {
+            if (msg.id) after = msg.id;
+            if (msg.event === "end") {
+              ended = true;
+              state.textContent = "the job is finished: no more events";
+              return;
+            }
+            list.appendChild(el("li", { class: "event" }, el("span", { class: "mono" }, msg.id || ""), " ", msg.data));
+          },
+        });
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err.status === 404 && err.code !== "job_not_found") {
+          state.textContent = "this deployment has no job event stream";
+          return;
+        }
+        state.textContent = `stream dropped (${err.message}); reconnecting…`;
+      }
+      if (ended) return;
+      await sleep(delay);
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+
+  // Runs and campaigns: their services' own list routes, when they are deployed.
+  async function optionalList(title, path, describe) {
+    try {
+      const { data } = await api(path);
+      const items = data.items || data.runs || data.campaigns || [];
+      return [el("h1", {}, title), el("div", { class: "list" }, items.slice(0, PAGE).map(describe))];
+    } catch (err) {
+      if (err.status === 404 || err.status === 405) {
+        return [el("h1", {}, title), el("p", { class: "empty" }, `The ${title.toLowerCase()} service is not on this deployment.`)];
+      }
+      throw err;
+    }
+  }
+
+  const runs = () =>
+    optionalList("Runs", "/newapi/runs/?limit=25", (r) =>
+      el("p", {}, el("span", { class: "mono" }, String(r.run_id || r.id || "")), ` ${r.language || ""} ${r.verdict || r.state || ""}`),
+    );
+
+  const campaigns = () =>
+    optionalList("Campaigns", "/newapi/campaigns/?limit=25", (c) => {
+      const total = Number(c.total || 0);
+      const done = Number(c.done || c.processed || 0);
+      return el(
+        "div",
+        { class: "campaign" },
+        el("h2", {}, String(c.name || c.campaign_id || "")),
+        el("progress", { max: String(total || 1), value: String(done) }),
+        ` ${total ? Math.floor((100 * done) / total) : 0}%`,
+      );
+    });
+
+  async function puzzles(offset) {
+    const { data } = await api(`/newapi/dashboard/puzzles?offset=${offset}&limit=${PAGE}`);
+    return [
+      el("h1", {}, "Puzzles"),
+      pager(data.total, offset, (o) => `#/puzzles/${o}`),
+      table(
+        ["puzzle", "size", "status", "completion", "in Redis", "moves"],
+        data.puzzles.map((p) => [
+          el("a", { href: `/puzzle/${p.puzzle_id}/`, target: "_blank", rel: "noopener" }, `#${p.puzzle_id}`),
+          `${p.rows}×${p.cols}`,
+          p.status,
+          p.completion === null
+            ? "–"
+            : el("span", {}, el("progress", { max: "100", value: String(p.completion) }), ` ${p.completion}%`),
+          p.live ? "live" : "",
+          p.seq === null ? "" : String(p.seq),
+        ]),
+        "no puzzle yet",
+      ),
+    ];
+  }
+
+  // -- routing ---------------------------------------------------------------------
+  const ROUTES = [
+    [/^#\/(overview)?$/, () => overview(), true],
+    [/^#\/queues$/, () => queues(), true],
+    [/^#\/queue\/([^/]+)\/(\d+)$/, (m) => queuePage(decodeURIComponent(m[1]), Number(m[2])), true],
+    [/^#\/workers(?:\/(\d+))?$/, (m) => workersView(Number(m[1] || 0)), true],
+    [/^#\/finished\/(completed|failed)(?:\/(\d+))?$/, (m) => finishedView(m[1], Number(m[2] || 0)), false],
+    [/^#\/job\/([^/]+)$/, (m) => jobView(decodeURIComponent(m[1])), false],
+    [/^#\/runs$/, () => runs(), true],
+    [/^#\/campaigns$/, () => campaigns(), true],
+    [/^#\/puzzles(?:\/(\d+))?$/, (m) => puzzles(Number(m[1] || 0)), true],
+  ];
+
+  let routeSeq = 0;
+  async function route(fromTimer) {
+    const hash = location.hash || "#/overview";
+    const mine = ++routeSeq;
+    clearTimeout(refreshTimer);
+    if (!fromTimer) {
+      if (viewAbort) viewAbort.abort();
+      viewAbort = new AbortController();
+    }
+    for (const [pattern, view, refresh] of ROUTES) {
+      const match = hash.match(pattern);
+      if (!match) continue;
+      try {
+        const nodes = await view(match);
+        if (mine !== routeSeq) return;
+        const fresh = el("div", {}, nodes);
+        // a refresh that changes nothing keeps the page (and the button under the mouse)
+        if (!(fromTimer && fresh.textContent === main.textContent)) clear(main).append(...fresh.childNodes);
+        main.dataset.view = hash;
+        if (refresh) refreshTimer = setTimeout(() => route(true), 2000);
+      } catch (err) {
+        if (mine !== routeSeq) return;
+        if (err.status === 403) return refuse(err.message);
+        clear(main).append(el("p", { class: "bad" }, `Could not load this page: ${err.message}`));
+      }
+      return;
+    }
+    clear(main).append(el("p", {}, "No such page. ", el("a", { href: "#/overview" }, "Overview")));
+  }
+
+  function refuse(message) {
+    clearTimeout(refreshTimer);
+    document.getElementById("nav").hidden = true;
+    clear(main).append(
+      el(
+        "div",
+        { class: "refusal", id: "refusal" },
+        el("h1", {}, "Operators only"),
+        el("p", {}, "This dashboard needs an admin token. ", message || ""),
+        el("p", {}, "Use “forget token” above and give an admin token."),
+      ),
+    );
+  }
+
+  OC.start((identity) => {
+    if (identity.role !== "admin") {
+      return refuse(`The token you gave belongs to ${identity.name}, whose role is ${identity.role}.`);
+    }
+    document.getElementById("nav").hidden = false;
+    window.addEventListener("hashchange", () => route());
+    route();
+  });
+})();

@@ -1,0 +1,192 @@
+"""The operator dashboard in a real (headless) Chromium, through the gateway."""
+
+import uuid
+
+import pytest
+import requests
+from helpers import auth, wait_until
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+
+XSS_TITLE = "<img src=x onerror=alert(1)>"
+
+
+def login(driver, url, token):
+    """Open ``url`` with ``token`` already given for the tab (sessionStorage)."""
+    driver.get(url)
+    driver.execute_script("sessionStorage.setItem('oc.token', arguments[0])", token)
+    driver.refresh()
+
+
+def login_form(driver):
+    form = driver.find_element(By.ID, "login")
+    return form if form.is_displayed() else None
+
+
+def buttons(driver, label):
+    return [b for b in driver.find_elements(By.CSS_SELECTOR, "main button") if b.text == label]
+
+
+def text_of(driver, css="main"):
+    found = driver.find_elements(By.CSS_SELECTOR, css)
+    return found[0].text if found else ""
+
+
+def no_dialog(driver):
+    try:
+        alert = driver.switch_to.alert
+    except NoAlertPresentException:
+        return True
+    alert.dismiss()
+    return False
+
+
+def enqueue(stack, title, queue, token="token_1"):
+    answer = requests.post(
+        f"{stack.url}/newapi/queue",
+        params={"queue": queue},
+        headers=auth(token),
+        json={"job_title": title, "tasks": [{"module": "echo", "data": {"say": "hi"}}]},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["job_id"]
+
+
+def test_dashboard_is_a_static_shell_with_a_strict_csp(stack):
+    answer = requests.get(f"{stack.url}/dashboard/", timeout=10)
+    assert answer.status_code == 200
+    csp = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "<script>" not in answer.text  # no inline script: every script is a file
+    script = requests.get(f"{stack.url}/dashboard/static/dashboard.js", timeout=10)
+    assert script.status_code == 200 and "innerHTML" not in script.text
+    # the JSON it reads is for admins only
+    overview = f"{stack.url}/newapi/dashboard/overview"
+    assert requests.get(overview, headers=auth("token_1"), timeout=10).status_code == 403
+    assert requests.get(overview, timeout=10).status_code == 401
+
+
+def test_dashboard_refuses_a_user_token_and_opens_with_the_admin_token(stack, browser, shot):
+    browser.get(f"{stack.url}/dashboard/")
+    form = wait_until(lambda: login_form(browser))
+    form.find_element(By.ID, "token-input").send_keys("token_1")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    refusal = wait_until(lambda: browser.find_elements(By.ID, "refusal"), message="the refusal")[0]
+    assert "Operators only" in refusal.text and "role is user" in refusal.text
+    assert not browser.find_element(By.ID, "nav").is_displayed()
+    shot(browser, "dashboard_refused")
+
+    browser.find_element(By.ID, "logout").click()
+    form = wait_until(lambda: login_form(browser))
+    form.find_element(By.ID, "token-input").send_keys("token_admin")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_until(lambda: "Queue depths" in text_of(browser), message="the overview")
+    assert browser.find_element(By.ID, "nav").is_displayed()
+    wait_until(lambda: "redis: ok" in text_of(browser) and "api: ok" in text_of(browser), message="store health")
+    shot(browser, "dashboard_overview")
+
+
+def test_an_enqueued_job_appears_on_the_queue_page_and_its_title_is_text(stack, browser, shot):
+    queue = f"dash-{uuid.uuid4().hex[:8]}"  # nobody polls it: the jobs wait
+    plain = enqueue(stack, "plain job", queue)
+    hostile = enqueue(stack, XSS_TITLE, queue)
+    login(browser, f"{stack.url}/dashboard/#/queue/{queue}/0", "token_admin")
+    wait_until(lambda: XSS_TITLE in text_of(browser), message="the job title shown as text")
+    page = text_of(browser)
+    assert "plain job" in page and plain[:8] in page and hostile[:8] in page
+    assert "waiting 2" in page
+    # shown, not run: no <img> was made from the title, and no dialog opened
+    assert not browser.find_elements(By.CSS_SELECTOR, "main img")
+    assert no_dialog(browser)
+    shot(browser, "dashboard_queue")
+
+    # and on the job's own page
+    browser.get(f"{stack.url}/dashboard/#/job/{hostile}")
+    wait_until(lambda: "History" in text_of(browser) and XSS_TITLE in text_of(browser, ".job-title"))
+    assert not browser.find_elements(By.CSS_SELECTOR, "main img") and no_dialog(browser)
+
+
+def test_disable_and_enable_a_queue_from_the_page(stack, browser):
+    queue = f"dash-{uuid.uuid4().hex[:8]}"
+    enqueue(stack, "waits", queue)
+    login(browser, f"{stack.url}/dashboard/#/queue/{queue}/0", "token_admin")
+
+    def click(label):
+        try:
+            found = buttons(browser, label)
+            if found:
+                found[0].click()
+            return bool(found)
+        except StaleElementReferenceException:  # the page refreshed under the mouse
+            return False
+
+    wait_until(lambda: click("disable"), message="the disable button")
+
+    def attribute():
+        answer = requests.get(
+            f"{stack.url}/newapi/queue", params={"queue": queue, "limit": 1}, headers=auth("token_admin"), timeout=10
+        )
+        return answer.json()["attributes"].get("disabled")
+
+    wait_until(lambda: attribute() is True, message="the queue disabled")
+    wait_until(lambda: click("enable"), message="the enable button")
+    wait_until(lambda: attribute() is False, message="the queue enabled again")
+
+
+def test_cancel_from_the_job_page_ends_a_running_job(stack, browser, shot):
+    queue = f"dash-{uuid.uuid4().hex[:8]}"
+    job_id = enqueue(stack, "to be cancelled", queue)
+    probe = requests.post(f"{stack.url}/newapi/jobs/{job_id}/cancel", headers=auth("token_worker"), timeout=10)
+    if probe.status_code in (404, 405) and probe.json().get("error") != "job_not_found":
+        pytest.skip("this tree has no POST /jobs/<id>/cancel yet")
+    polled = requests.get(
+        f"{stack.url}/newapi/queue/poll",
+        params={"queue": queue, "worker_id": "dash-w"},
+        headers=auth("token_worker"),
+        timeout=10,
+    )
+    assert polled.status_code == 200, polled.text
+    login(browser, f"{stack.url}/dashboard/#/job/{job_id}", "token_admin")
+    wait_until(lambda: buttons(browser, "cancel"))[0].click()
+
+    def state():
+        return requests.get(f"{stack.url}/newapi/jobs/{job_id}", headers=auth("token_admin"), timeout=10).json()
+
+    wait_until(lambda: state()["state"] == "cancelled" or state().get("cancel_requested"), message="the job cancelled")
+    shot(browser, "dashboard_job_cancelled")
+
+
+def test_job_events_appear_on_the_job_page_within_a_second(stack, browser):
+    queue = f"dash-{uuid.uuid4().hex[:8]}"
+    job_id = enqueue(stack, "with events", queue)
+    requests.get(
+        f"{stack.url}/newapi/queue/poll",
+        params={"queue": queue, "worker_id": "dash-e"},
+        headers=auth("token_worker"),
+        timeout=10,
+    )
+    login(browser, f"{stack.url}/dashboard/#/job/{job_id}", "token_admin")
+    connecting = ("", "connecting to the event stream…")
+    state = wait_until(lambda: (s := text_of(browser, "#events-state")) not in connecting and s)
+    if "no job event stream" in state:
+        pytest.skip("this tree has no job event stream yet")
+    wait_until(lambda: text_of(browser, "#events-state") == "live", message="the event stream open")
+    posted = requests.post(
+        f"{stack.url}/newapi/jobs/{job_id}/events",
+        params={"worker_id": "dash-e"},
+        headers=auth("token_worker"),
+        json={"attempt": 1, "events": [{"type": "stdout", "data": "hello from the test"}]},
+        timeout=10,
+    )
+    assert posted.status_code in (200, 201, 202), posted.text
+    wait_until(lambda: "hello from the test" in text_of(browser, "#events"), timeout=1.0, message="the event shown")
+
+
+def test_puzzles_page_lists_puzzles_paginated(stack, browser):
+    login(browser, f"{stack.url}/dashboard/#/puzzles", "token_admin")
+    wait_until(lambda: "Puzzles" in text_of(browser, "main h1"))
+    answer = requests.get(
+        f"{stack.url}/newapi/dashboard/puzzles", params={"limit": 101}, headers=auth("token_admin"), timeout=10
+    )
+    assert answer.status_code == 400  # a page is at most 100 rows
