@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 
 from object_challenge import accounts, api, buckets, cli, dashboard, jobs, publish
 from object_challenge.core import config as config_module
-from object_challenge.core import errors, extensions
+from object_challenge.core import errors, extensions, metrics
 from object_challenge.core.health import check_stores
 from object_challenge.core.logging import configure_logging
 
@@ -47,6 +47,7 @@ def create_app(config=None, services=None):
         configure_logging(cfg)
     extensions.init_app(app)
     errors.register(app)
+    metrics.init_app(app)
 
     for package in PACKAGES:
         package.register(app)

@@ -109,6 +109,8 @@ def settings_from_env(environ=None):
         "MOVE_RATE_WINDOW_SECONDS": _float("MOVE_RATE_WINDOW_SECONDS", 13, e),
         "MOVE_BAN_SECONDS": _float("MOVE_BAN_SECONDS", 5, e),
         "PUZZLE_FLUSH_SECONDS": _float("PUZZLE_FLUSH_SECONDS", 10, e),
+        # metrics: prometheus-client's multiprocess directory (one empty dir per gunicorn service)
+        "PROMETHEUS_MULTIPROC_DIR": _env("PROMETHEUS_MULTIPROC_DIR", None, e),
         # logging
         "LOG_FORMAT": _env("LOG_FORMAT", "text", e),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO", e),

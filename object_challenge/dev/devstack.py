@@ -10,6 +10,7 @@ by ``nginx/render.py``). Stops all of them, in reverse, on Ctrl-C / SIGTERM.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,9 +80,15 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         return open(self.logs / f"{name}.log", "ab", buffering=0)
 
-    def _spawn(self, name, args, **kw):
+    def _spawn(self, name, args, env=None, **kw):
         process = subprocess.Popen(
-            args, cwd=ROOT, env=self.env, stdout=self._log(name), stderr=subprocess.STDOUT, start_new_session=True, **kw
+            args,
+            cwd=ROOT,
+            env=env or self.env,
+            stdout=self._log(name),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **kw,
         )
         self.processes.append((name, process))
         return process
@@ -142,6 +149,10 @@ class Stack:
         workers = str(self.settings["GUNICORN_WORKERS"] or min(cpu, 2))
         for name in SERVICES:
             addr = self.settings[f"{name.upper()}_ADDR"]
+            # prometheus-client's multiprocess files: one empty directory per service
+            metrics_dir = self.var / "metrics" / name
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
             self._spawn(
                 name,
                 [
@@ -163,6 +174,7 @@ class Stack:
                     "5",
                     f"object_challenge.wsgi:{name}",
                 ],
+                env={**self.env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
             )
         for name in SERVICES:
             addr = self.settings[f"{name.upper()}_ADDR"]

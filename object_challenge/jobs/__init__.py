@@ -9,7 +9,7 @@ worker.py  the worker program and ``JobClient``; tasks.py the task registry
 cli.py     manage.py worker | jobs ...     scripts/*.lua the Redis scripts
 """
 
-from object_challenge.jobs import cli, events, service, tasks, views
+from object_challenge.jobs import cli, events, metrics, service, tasks, views
 
 bp = views.bp
 MODELS = ()  # job documents are schemaless (flask-pymongo), see store.py
@@ -17,6 +17,8 @@ MODELS = ()  # job documents are schemaless (flask-pymongo), see store.py
 
 def register(app):
     app.extensions["oc.schedule"].append((service.tick, 0.5))  # expired leases, stopped workers
+    if "jobs" in app.config["SERVICE_NAMES"]:
+        app.extensions["oc.metrics"].append(metrics.QueueCollector())
     app.extensions["oc.schedule"].append((events.archive_due, 1.0))  # events of final jobs -> MongoDB
     for command in cli.COMMANDS:
         app.cli.add_command(command)

@@ -8,7 +8,7 @@ flush.py  Redis -> MongoDB write-back, and MongoDB -> Redis reload
 The SSE stream is served by the gateway itself: lua/oc/stream.lua.
 """
 
-from object_challenge.publish import artist, cli, flush, service, views
+from object_challenge.publish import artist, cli, flush, metrics, service, views
 from object_challenge.publish.models import Puzzle
 
 bp = views.bp
@@ -25,6 +25,8 @@ def register(app):
             (flush.evict_idle, 60.0),  # idle written-back boards leave Redis
         ]
     )
+    if "publish" in app.config["SERVICE_NAMES"]:
+        app.extensions["oc.metrics"].append(metrics.PuzzleCollector())
     for command in cli.COMMANDS:
         app.cli.add_command(command)
 
