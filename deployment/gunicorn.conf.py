@@ -93,3 +93,21 @@ if settings.LOG_FORMAT == "json":
         },
     }
     logging.captureWarnings(True)
+
+
+# prometheus-client in multiprocess mode (core/metrics.py): every worker writes its values
+# to files in PROMETHEUS_MULTIPROC_DIR, which must be empty when the service starts
+def on_starting(server):
+    directory = settings.PROMETHEUS_MULTIPROC_DIR
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for leftover in path.glob("*.db"):
+            leftover.unlink()
+
+
+def child_exit(server, worker):
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        from prometheus_client import multiprocess  # only where metrics are on
+
+        multiprocess.mark_process_dead(worker.pid, settings.PROMETHEUS_MULTIPROC_DIR)
