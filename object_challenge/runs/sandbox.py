@@ -43,6 +43,10 @@ INSIDE = "/box"
 SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "HOME": INSIDE, "LANG": "C.UTF-8"}
 ETC_FILES = ("/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime")
 RUN_UID_BASE, RUN_UID_COUNT = 61000, 256
+# The run uids are a resource of the host, not of one worker: every sandbox on this
+# host takes its uid under one lock directory, whatever its work directory, so that
+# two workers never share a uid (one's sweep would kill the other's program).
+UID_LOCK_DIR = os.path.join(tempfile.gettempdir(), "oc-run-uids")
 INNER_ID = "65534"
 FLUSH_EVERY_S = 0.1
 CANCEL_POLL_S = 0.2
@@ -133,7 +137,7 @@ class Box:
         os.chown(self.work_dir, self.uid, self.uid)
 
     def _take_uid(self):
-        lock_dir = os.path.join(self.base_dir, ".uids")
+        lock_dir = UID_LOCK_DIR
         os.makedirs(lock_dir, mode=0o700, exist_ok=True)
         for uid in range(RUN_UID_BASE, RUN_UID_BASE + RUN_UID_COUNT):
             fd = os.open(os.path.join(lock_dir, str(uid)), os.O_RDWR | os.O_CREAT, 0o600)
@@ -531,17 +535,23 @@ def _count_uid_processes(uid):
     return len(_uid_pids(uid))
 
 
-def _kill_uid(uid, rounds=50):
-    """Kill every process of a run uid (never the worker's: only called for run uids)."""
-    for _ in range(rounds):
+def _kill_uid(uid, seconds=5.0):
+    """Kill every process of a run uid (never the worker's: only called for run uids).
+
+    A fork bomb may still be forking while it is killed, and on a loaded machine a
+    killed process takes a while to leave /proc: keep at it until none is left (by
+    time, not by a number of rounds)."""
+    deadline = time.monotonic() + seconds
+    while True:
         pids = _uid_pids(uid)
         if not pids:
             return True
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if time.monotonic() >= deadline:
+            return not _uid_pids(uid)
         time.sleep(0.01)
-    return not _uid_pids(uid)
 
 
 # -- cgroups (v1, optional) ----------------------------------------------------------
