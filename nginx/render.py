@@ -5,7 +5,7 @@
 
 Settings come from object_challenge/core/config.py (``load()``, i.e. the
 environment: GATEWAY_HOST, GATEWAY_PORT, API_ADDR, JOBS_ADDR, PUBLISH_ADDR,
-STORAGE_ADDR, REDIS_URL, GATEWAY_SECRET, BODY_LIMIT_BYTES,
+STORAGE_ADDR, REDIS_URL, GATEWAY_SECRET, BODY_LIMIT_BYTES, RUNS_BODY_LIMIT_BYTES,
 SNAPSHOT_POLL_SECONDS, RATE_LIMITS, RATE_LIMIT_USER_RPS/_BURST,
 RATE_LIMIT_IP_RPS/_BURST).  Writes DIR/conf/nginx.conf, creates DIR/logs and
 DIR/tmp/*, and prints the conf path.  Run it with
@@ -144,6 +144,7 @@ def render(flavour, prefix, cfg, lua_dir=None, workers="auto", access_log=None, 
         "lua_path": f"{lua_dir or f['lua_dir']}/?.lua;{f['lua_path_tail']}",
         "body_limit": str(cfg.BODY_LIMIT_BYTES),
         "queue_body_limit": str(cfg.QUEUE_BODY_LIMIT_BYTES),
+        "runs_body_limit": str(cfg.RUNS_BODY_LIMIT_BYTES),
         "access_log": access_log or f"{prefix}/logs/access.log",
         "error_log": error_log or f"{prefix}/logs/error.log",
         # a file is written in 64 KiB batches; a pipe (container stdout) line by line

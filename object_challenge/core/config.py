@@ -102,6 +102,20 @@ def settings_from_env(environ=None):
         # the worker processes' own token (a user with the worker role); none in production
         # means `manage.py worker` needs --token
         "WORKER_TOKEN": _env("WORKER_TOKEN", None, e),
+        # runs (issue 14): queue, per-user cap of active runs, limits' defaults and maxima
+        "RUNS_QUEUE": _env("RUNS_QUEUE", "runs", e),
+        "RUNS_MAX_ACTIVE_PER_USER": _int("RUNS_MAX_ACTIVE_PER_USER", 4, e),
+        "RUNS_BODY_LIMIT_BYTES": _int("RUNS_BODY_LIMIT_BYTES", 1024 * 1024, e),
+        "RUNS_DEFAULT_WALL_S": _float("RUNS_DEFAULT_WALL_S", 10, e),
+        "RUNS_DEFAULT_CPU_S": _float("RUNS_DEFAULT_CPU_S", 5, e),
+        "RUNS_DEFAULT_MEMORY_MB": _int("RUNS_DEFAULT_MEMORY_MB", 256, e),
+        "RUNS_DEFAULT_PROCESSES": _int("RUNS_DEFAULT_PROCESSES", 64, e),
+        "RUNS_DEFAULT_OUTPUT_KB": _int("RUNS_DEFAULT_OUTPUT_KB", 64, e),
+        "RUNS_MAX_WALL_S": _float("RUNS_MAX_WALL_S", 60, e),
+        "RUNS_MAX_CPU_S": _float("RUNS_MAX_CPU_S", 30, e),
+        "RUNS_MAX_MEMORY_MB": _int("RUNS_MAX_MEMORY_MB", 1024, e),
+        "RUNS_MAX_PROCESSES": _int("RUNS_MAX_PROCESSES", 256, e),
+        "RUNS_MAX_OUTPUT_KB": _int("RUNS_MAX_OUTPUT_KB", 1024, e),
         # publish (Puzzle Massive's defaults)
         "PIECE_LOCK_SECONDS": _float("PIECE_LOCK_SECONDS", 5, e),
         "MOVE_TOKEN_SECONDS": _float("MOVE_TOKEN_SECONDS", 300, e),

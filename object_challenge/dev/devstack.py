@@ -54,7 +54,7 @@ with create_app().app_context():
 
 
 class Stack:
-    def __init__(self, env=None, var_dir=None, mongo_file=True, quiet=False, workers=None):
+    def __init__(self, env=None, var_dir=None, mongo_file=True, quiet=False, workers=None, runners=None):
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.external_mongo = bool(self.env.get("MONGO_URI"))
@@ -65,6 +65,7 @@ class Stack:
         self.mongo_file = mongo_file
         self.quiet = quiet
         self.workers = int(self.env.get("WORKERS", "1")) if workers is None else workers
+        self.runners = int(self.env.get("RUNNERS", "1")) if runners is None else runners
         self.processes = []  # (name, Popen), in start order
 
     # -- helpers ---------------------------------------------------------
@@ -190,6 +191,16 @@ class Stack:
             )
         if self.workers:
             self.say(f"workers  {self.workers} on queue '{self.settings['REDIS_QUEUE_NAME']}'")
+        self.start_runners()
+
+    def start_runners(self):
+        """Workers declaring only run_program on the runs queue (issue 14)."""
+        queue = self.settings["RUNS_QUEUE"]
+        for n in range(self.runners):
+            argv = [sys.executable, "manage.py", "worker", "--queue", queue, "--modules", "run_program"]
+            self._spawn(f"runner-{n + 1}", [*argv, "--worker-id", f"local-runner-{n + 1}", "--poll-interval", "0.2"])
+        if self.runners:
+            self.say(f"runners  {self.runners} on queue '{queue}' (run_program)")
 
     def render_gateway(self):
         prefix = self.var / "nginx"

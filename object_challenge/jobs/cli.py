@@ -21,8 +21,13 @@ from object_challenge.jobs.service import jobs
 @click.option("--tasks", "task_modules", multiple=True, help="Extra task module to import.")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @click.option("--stream-logs", is_flag=True, help="Post each task's log records as job events.")
+@click.option(
+    "--modules", default=None, help="Comma-separated task modules to declare (default: every one whose check passes)."
+)
 @with_appcontext
-def worker_command(queue, url, token, worker_id, poll_interval, heartbeat_interval, task_modules, burst, stream_logs):
+def worker_command(
+    queue, url, token, worker_id, poll_interval, heartbeat_interval, task_modules, burst, stream_logs, modules
+):
     """Poll a queue over HTTP and run its jobs; SIGTERM finishes the current job, then exits."""
     cfg = current_app.config
     url = url or f"http://{cfg['GATEWAY_HOST']}:{cfg['GATEWAY_PORT']}/newapi"
@@ -38,6 +43,7 @@ def worker_command(queue, url, token, worker_id, poll_interval, heartbeat_interv
         task_modules,
         burst,
         stream_logs,
+        modules=[m.strip() for m in modules.split(",") if m.strip()] if modules else None,
     )
 
 

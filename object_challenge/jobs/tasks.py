@@ -17,6 +17,7 @@ import time
 log = logging.getLogger(__name__)
 
 TASKS = {}
+CHECKS = {}  # name -> check() -> (ok, reason): run by a worker at start, before it declares the task
 
 
 class TaskFailed(Exception):
@@ -27,11 +28,16 @@ class UnknownTask(TaskFailed):
     pass
 
 
-def register_task(name):
+def register_task(name, check=None):
+    """Register ``func`` as task ``name``; ``check()`` -> (ok, reason), if given, is what a
+    worker runs at start: it declares the task only if the check passes."""
+
     def decorator(func):
         if name in TASKS and TASKS[name] is not func:
             raise ValueError(f"task {name!r} is already registered by {TASKS[name].__module__}")
         TASKS[name] = func
+        if check is not None:
+            CHECKS[name] = check
         return func
 
     return decorator
@@ -42,6 +48,27 @@ def get_task(name):
         return TASKS[name]
     except KeyError:
         raise UnknownTask(f"no task module {name!r} on this worker (known: {', '.join(sorted(TASKS))})") from None
+
+
+def usable(names):
+    """``(declared, refused)``: the names whose start-up check passes (or that have none),
+    and ``{name: reason}`` for the others (unknown names included)."""
+    declared, refused = [], {}
+    for name in names:
+        if name not in TASKS:
+            refused[name] = "no such task module on this worker"
+            continue
+        check = CHECKS.get(name)
+        if check is not None:
+            try:
+                ok, reason = check()
+            except Exception as exc:  # a crashing check refuses its task, never the worker
+                ok, reason = False, f"{type(exc).__name__}: {exc}"
+            if not ok:
+                refused[name] = reason
+                continue
+        declared.append(name)
+    return declared, refused
 
 
 def load_task_modules(extra=()):

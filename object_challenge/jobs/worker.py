@@ -372,8 +372,16 @@ def run_worker(
     task_modules=(),
     burst=False,
     stream_logs=False,
+    modules=None,
 ):
-    known = task_registry.load_task_modules(task_modules)
+    """``modules``: the task modules to declare (default all); each one's start-up check
+    (``register_task(..., check=)``) must pass, else it is not declared, saying why."""
+    loaded = task_registry.load_task_modules(task_modules)
+    known, refused = task_registry.usable(modules or loaded)
+    for name, reason in refused.items():
+        log.error("worker: not declaring task module %s: %s", name, reason)
+    if not known:
+        raise SystemExit(f"worker: no task module to declare ({'; '.join(f'{k}: {v}' for k, v in refused.items())})")
     client = JobClient(url, token, queue, worker_id)
     log.info("worker %s: queue %r at %s, tasks: %s", client.worker_id, queue, url, ", ".join(known))
     Worker(client, poll_interval, heartbeat_interval, stream_logs, known).run(burst=burst)

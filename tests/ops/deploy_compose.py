@@ -23,7 +23,19 @@ ENV_EXAMPLE = DEPLOYMENT / ".env.example"
 
 # started once, run to completion before the others start
 ONE_SHOTS = {"init", "gateway-config"}
-LONG_RUNNING = {"gateway", "api", "jobs", "publish", "storage", "worker", "scheduler", "mongo", "redis", "prometheus"}
+LONG_RUNNING = {
+    "gateway",
+    "api",
+    "jobs",
+    "publish",
+    "storage",
+    "worker",
+    "runner",
+    "scheduler",
+    "mongo",
+    "redis",
+    "prometheus",
+}
 GUNICORN_SERVICES = ("api", "jobs", "publish", "storage")
 # variables only docker compose itself reads (interpolation, COMPOSE_*), never a container
 COMPOSE_ONLY = re.compile(r"^(COMPOSE_[A-Z_]+|OC_[A-Z_]+)$")
