@@ -68,10 +68,13 @@ class JobStore:
 
     def get(self, job_id):
         """The document in whichever collection holds it, or None."""
-        for collection in (*self.final.values(), self.queued):
-            doc = collection.find_one({"_id": job_id})
-            if doc is not None:
-                return doc
+        # twice: a finish (final upsert, then queued delete) may run between the reads of
+        # the final collections and of queued; the second pass then finds it final
+        for _ in range(2):
+            for collection in (*self.final.values(), self.queued):
+                doc = collection.find_one({"_id": job_id})
+                if doc is not None:
+                    return doc
         return None
 
     def get_active_many(self, job_ids, chunk=IN_CHUNK):

@@ -15,6 +15,7 @@ from flask import current_app
 
 from object_challenge.core.errors import ApiError, BadRequest, Conflict, NotFound, TooManyRequests
 from object_challenge.core.extensions import redis
+from object_challenge.jobs import events as job_events
 from object_challenge.jobs import keys as job_keys
 from object_challenge.jobs import service as job_service
 from object_challenge.runs import keys, languages
@@ -271,12 +272,7 @@ def runs():
 
 
 def read_events(job, after="", limit=1000):
-    """The job events after ``after``: ``{"events", "next", "done"}`` (jobs/events.py)."""
-    # imported here: the job events module lands separately (issue 13); runs works without it
-    try:
-        from object_challenge.jobs import events as job_events
-    except ImportError:
-        return {"events": [], "next": after, "done": job["state"] in FINAL, "state": job["state"]}
+    """The job events after ``after``: ``{"events", "next", "done", "state"}`` (jobs/events.py)."""
     return job_events.events().read(job_events.annotate(job), after, limit)
 
 
