@@ -42,8 +42,19 @@ def run_py(source, *, limits=None, stdin="", events=None, **kw):
     )
 
 
-def run_uid_processes():
-    return [pid for uid in range(sandbox.RUN_UID_BASE, sandbox.RUN_UID_BASE + 8) for pid in sandbox._uid_pids(uid)]
+def run_uid_processes(marker):
+    """Processes of the run uids whose command line contains ``marker``: runners of other
+    stacks on this machine (make test in other checkouts) use the same uids."""
+    found = []
+    for uid in range(sandbox.RUN_UID_BASE, sandbox.RUN_UID_BASE + 8):
+        for pid in sandbox._uid_pids(uid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if marker in f.read():
+                        found.append(pid)
+            except OSError:
+                pass
+    return found
 
 
 def test_self_test_passes_here():
@@ -86,7 +97,7 @@ def test_fork_bomb_is_contained_and_the_machine_stays_healthy():
     )
     assert result["verdict"] in ("time_limit", "runtime_error")
     # SIGKILLed processes can take a moment to leave /proc on a loaded machine
-    wait_until(lambda: run_uid_processes() == [], timeout=10, message="no process of a run uid left")
+    wait_until(lambda: run_uid_processes(b"main.py") == [], timeout=10, message="no process of a run uid left")
     assert subprocess.run(["true"], check=False).returncode == 0
     assert run_py("print('after')")["verdict"] == "ok"
 
@@ -215,14 +226,15 @@ def test_setsid_sleep_left_behind_is_gone_after_the_run():
     result = run_py(
         """
         import subprocess
-        p = subprocess.Popen(['setsid', 'sleep', '300'])
+        p = subprocess.Popen(['setsid', 'sleep', '313'])
         print(p.pid)
         """,
         events=events,
     )
     assert result["verdict"] == "ok"
-    assert run_uid_processes() == []
-    sleepers = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True, check=False)
+    assert run_uid_processes(b"sleep\x00313") == []
+    # an unusual duration: a `sleep 300` of someone else on this machine is not ours
+    sleepers = subprocess.run(["pgrep", "-f", "^sleep 313$"], capture_output=True, text=True, check=False)
     assert sleepers.stdout.strip() == ""
 
 
@@ -292,7 +304,7 @@ def test_cancel_kills_within_2s():
     )
     assert result["cancelled"] is True and result["verdict"] is None
     assert time.monotonic() - started < 2.5
-    assert run_uid_processes() == []
+    assert run_uid_processes(b"main.py") == []
 
 
 def test_args_are_an_argv_never_a_shell():
