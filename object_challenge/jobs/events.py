@@ -290,12 +290,17 @@ class JobEvents:
 
 def end_data(job):
     """The data of the stream's final ``event: end``."""
-    return {
+    data = {
         "job_id": job["job_id"],
         "state": job["state"],
         "attempt": job.get("attempt"),
         "events_truncated": bool(job.get("events_truncated")),
     }
+    # a task that names a verdict (runs' run_program does) has it on the end event
+    results = (job.get("result") or {}).get("result")
+    if isinstance(results, list) and results and isinstance(results[0], dict) and "verdict" in results[0]:
+        data["verdict"] = results[0]["verdict"]
+    return data
 
 
 def events():

@@ -11,6 +11,7 @@ A worker declares ``run_program`` only if ``sandbox.self_test()`` passes at its 
 
 import logging
 
+from object_challenge.jobs.emitter import TaskStopped
 from object_challenge.jobs.tasks import TaskFailed, register_task
 from object_challenge.runs import sandbox
 from object_challenge.runs.execute import execute
@@ -33,10 +34,17 @@ def run_program(data, job):
         raise TaskFailed("run_program needs the prepared run (POST /newapi/runs makes it)")
     emit = job.get("emit") if isinstance(job, dict) else None
     cancelled = job.get("cancelled") if isinstance(job, dict) else None
+    stopped = []  # the server refused more events (limit, lease lost, cancel): stop the program
 
     def on_event(stream, text):
-        if emit is not None:
-            emit(stream, text)
+        if emit is not None and not stopped:
+            try:
+                emit(stream, text)
+            except TaskStopped as exc:
+                stopped.append(exc)
+
+    def should_cancel():
+        return bool(stopped) or (cancelled is not None and cancelled())
 
     limits = Limits(**(data.get("limits") or {}))
     result = execute(
@@ -48,8 +56,10 @@ def run_program(data, job):
         args=data.get("args") or [],
         limits=limits,
         on_event=on_event,
-        should_cancel=cancelled,
+        should_cancel=should_cancel,
     )
+    if stopped and not (cancelled is not None and cancelled()):
+        raise stopped[0]
     log.info("run %s: %s", job.get("job_id") if isinstance(job, dict) else "?", result["verdict"])
     return result
 

@@ -3,6 +3,7 @@ attack contained with the right verdict and a healthy runner afterwards, the req
 rules, the zip download, the seed's routes."""
 
 import io
+import json
 import os
 import time
 import zipfile
@@ -46,6 +47,12 @@ def finished(stack, run_id, timeout=30):
 
 def run(stack, body, timeout=30):
     return finished(stack, submit(stack, body), timeout)
+
+
+def output(stack, run_id):
+    """The run's output, for assertion messages."""
+    events = requests.get(f"{api(stack)}/runs/{run_id}/output", headers=USER, timeout=10).json()["events"]
+    return "".join(f"[{e['stream']}] {e['data'][:300]}" for e in events)[-2000:]
 
 
 def assert_runner_healthy(stack):
@@ -117,7 +124,7 @@ def test_limits_are_contained_and_the_runner_survives(stack, name, source, verdi
 
 def test_printing_forever_is_output_limit_within_2s(stack):
     got = run(stack, py("while True:\n    print('x' * 100)\n"))
-    assert got["verdict"] == "output_limit", got
+    assert got["verdict"] == "output_limit", (got, output(stack, got["run_id"]))
     stage = got["stages"][-1]
     assert stage["truncated"] is True and stage["wall_ms"] < 2000, stage
     assert_runner_healthy(stack)
@@ -231,3 +238,80 @@ def test_seed_run_program_and_check_output(stack):
     assert polls[-1]["completed"] and polls[-1]["status"] == 0, polls[-1]
     r = requests.post(api(stack) + "/check_output/", json={"identifier": "no-such-run"}, headers=USER, timeout=10)
     assert r.status_code == 404 and r.json()["error"] == "run_not_found"
+
+
+def test_output_catch_up_and_the_seed_cursor(stack):
+    run_id = submit(stack, py("print('hello')\nimport sys\nprint('oops', file=sys.stderr)\n"))
+    assert finished(stack, run_id)["verdict"] == "ok"
+    r = requests.get(f"{api(stack)}/runs/{run_id}/output", headers=USER, timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["done"] is True
+    streams = {(e["stream"], e["data"]) for e in body["events"]}
+    assert ("stdout", "hello\n") in streams and ("stderr", "oops\n") in streams
+    first = body["events"][0]["id"]
+    later = requests.get(f"{api(stack)}/runs/{run_id}/output", params={"after": first}, headers=USER).json()
+    assert [e["id"] for e in later["events"]] == [e["id"] for e in body["events"][1:]]
+    assert requests.get(f"{api(stack)}/runs/{run_id}/output", headers=OTHER, timeout=10).status_code == 404
+
+
+def test_seed_check_output_returns_each_line_once(stack):
+    r = requests.post(
+        api(stack) + "/run_program/",
+        json={"files": [{"basename": "main.py", "contents": "print('one')\nprint('two')\n"}], "mode": "run"},
+        headers=USER,
+        timeout=10,
+    )
+    identifier = r.json()["identifier"]
+    finished(stack, identifier)
+    check = {"identifier": identifier}
+    first = requests.post(api(stack) + "/check_output/", json=check, headers=USER, timeout=10).json()
+    assert first["output"] == ["one", "two"] and first["completed"] is True and first["status"] == 0, first
+    again = requests.post(api(stack) + "/check_output/", json=check, headers=USER, timeout=10).json()
+    assert again["output"] == [] and again["completed"] is True
+    # the cursor is the seed route's own: other readers still see everything
+    out = requests.get(f"{api(stack)}/runs/{identifier}/output", headers=USER, timeout=10).json()
+    assert "".join(e["data"] for e in out["events"] if e["stream"] == "stdout") == "one\ntwo\n"
+
+
+def test_output_reaches_an_sse_watcher_while_the_program_runs(stack):
+    source = "import time\nfor i in range(10):\n    print('tick', i)\n    time.sleep(0.2)\n"
+    run_id = submit(stack, py(source, limits={**SMALL, "wall_s": 10}))
+    started = time.monotonic()
+    seen, end = [], None
+    with requests.get(
+        f"{api(stack)}/runs/{run_id}/events", headers={**USER, "Accept": "text/event-stream"}, stream=True, timeout=30
+    ) as r:
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream"), r.text
+        kind = None
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                if kind == "end":
+                    end = data
+                    break
+                if data.get("stream") == "stdout":
+                    seen.append((time.monotonic() - started, data["data"], state(stack, run_id)["state"]))
+            elif not line:
+                kind = None
+    assert seen and seen[0][2] == "running", seen  # the first line came while the program was running
+    assert "tick 0\n" in seen[0][1]
+    assert end is not None and end["verdict"] == "ok" and end["state"] == "completed", (end, output(stack, run_id))
+
+
+def test_cancel_kills_the_program_within_2s(stack):
+    run_id = submit(stack, py("import time\ntime.sleep(30)\n", limits={**SMALL, "wall_s": 20}))
+    wait_until(lambda: state(stack, run_id)["state"] == "running", timeout=15, message="the run to start")
+    time.sleep(0.3)
+    asked = time.monotonic()
+    r = requests.post(f"{api(stack)}/runs/{run_id}/cancel", headers=USER, timeout=10)
+    assert r.status_code == 202, r.text
+    got = wait_until(
+        lambda: (s := state(stack, run_id))["state"] == "cancelled" and s, timeout=5, message="the run to be cancelled"
+    )
+    assert time.monotonic() - asked < 2.5, got  # killed within 2 s (+ the polling of this test)
+    assert got["verdict"] is None
+    assert requests.post(f"{api(stack)}/runs/{run_id}/cancel", headers=OTHER, timeout=10).status_code == 404
+    assert_runner_healthy(stack)
