@@ -75,17 +75,20 @@ def jobs_recover():
 @jobs_group.command("stats")
 @with_appcontext
 def jobs_stats():
-    """Queue lengths, running and finished counts, as JSON."""
+    """Live counts from Redis (waiting per queue, running), finished counts from MongoDB, as JSON."""
     service = jobs()
     names = sorted(set(service.queue.queues()) | {current_app.config["REDIS_QUEUE_NAME"]})
+    finished, changed = service.queue.unrecorded()
     out = {
         "queues": {
             name: {"waiting": service.queue.length(name), "disabled": service.queue.attributes(name)["disabled"]}
             for name in names
         },
-        "running": service.store.count("running"),
+        "running": service.queue.running(),
         "completed": service.store.count("completed"),
         "failed": service.store.count("failed"),
+        "cancelled": service.store.count("cancelled"),
+        "unrecorded": {"finished": finished, "changed": changed},
     }
     click.echo(json.dumps(out, indent=2))
 

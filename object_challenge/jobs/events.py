@@ -222,6 +222,8 @@ class JobEvents:
         Redis), or None when the job is not final in MongoDB yet (try again later)."""
         if not self.redis.exists(keys.events_meta(job_id)):
             return 0
+        if self.redis.exists(keys.job(job_id)):
+            return None  # Redis still has the job: its MongoDB record is not final yet (the recorder's lag)
         doc = self.store.get(job_id)
         if doc is None:
             # a finish moving the record between the collections can hide it from one read: look again

@@ -33,6 +33,7 @@ def queue_modules(name):
 QUEUES = key(SERVICE, "queues")  # SET of queue names ever used
 LEASES = key(SERVICE, "leases")  # ZSET job id -> lease deadline (ms, Redis clock)
 FINISHED = key(SERVICE, "finished")  # SET of finished job ids not yet recorded in MongoDB
+DIRTY = key(SERVICE, "dirty")  # SET of job ids whose MongoDB record is behind Redis
 WORKERS = key(SERVICE, "workers")  # ZSET worker id -> heartbeat expiry (ms)
 WORKER_MODULES = key(SERVICE, "worker-modules")  # HASH worker id -> modules it declared on poll ("a,b")
 
@@ -40,6 +41,11 @@ WORKER_MODULES = key(SERVICE, "worker-modules")  # HASH worker id -> modules it 
 def job(job_id):
     """HASH of a live job: queue, state, attempt, max_attempts, worker, lease_until, ..."""
     return key(SERVICE, "job", job_id)
+
+
+def history(job_id):
+    """LIST of a live job's history events (JSON) after the ones in its document."""
+    return key(SERVICE, "history", job_id)
 
 
 def worker_status(worker_id):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from object_challenge.core.errors import BadRequest
 from object_challenge.jobs import keys
+from object_challenge.jobs.store import FINAL_STATES, iso_from_ms, utcnow
 
 HERE = Path(__file__).resolve().parent / "scripts"
 EXPIRE_BATCH = 100  # expired leases handled per poll / per scheduler call
@@ -62,6 +63,8 @@ class Lease:
     attempt: int
     worker: str
     lease_until_ms: int
+    doc: str  # the job's document (JSON)
+    history: list  # history events (JSON) appended since
 
 
 class JobQueue:
@@ -76,16 +79,19 @@ class JobQueue:
         self.scripts = Scripts(client)
 
     # -- queues ----------------------------------------------------------
-    def enqueue(self, job_id, queue, max_attempts=None, attempt=0, modules=(), not_before_ms=0):
-        """Append a job; returns 1 (0: the id was taken)."""
-        return self.enqueue_many(queue, [(job_id, max_attempts, attempt, modules, not_before_ms)])
-
     def enqueue_many(self, queue, jobs):
-        """Append jobs ``(id, max_attempts, attempt, modules, not_before_ms)`` all at once
-        (or, if one id is taken, none); returns how many were enqueued."""
+        """Append jobs ``(id, max_attempts, attempt, modules, not_before_ms, doc JSON)`` all
+        at once (or, if one id is taken, none); returns how many were enqueued."""
         args = [keys.PREFIX, queue]
-        for job_id, max_attempts, attempt, modules, not_before in jobs:
-            args += [job_id, max_attempts or self.max_attempts, attempt or 0, module_set(modules), int(not_before or 0)]
+        for job_id, max_attempts, attempt, modules, not_before, doc in jobs:
+            args += [
+                job_id,
+                max_attempts or self.max_attempts,
+                attempt or 0,
+                module_set(modules),
+                int(not_before or 0),
+                doc,
+            ]
         return self.scripts.enqueue(keys=[keys.queue(queue), keys.QUEUES], args=args)
 
     def poll(self, queue, worker="", modules=None):
@@ -106,7 +112,11 @@ class JobQueue:
             )
         )
         job = result.get("job")
-        lease = Lease(job["id"], int(job["attempt"]), job["worker"], int(job["lease_until"])) if job else None
+        lease = None
+        if job:
+            lease = Lease(
+                job["id"], int(job["attempt"]), job["worker"], int(job["lease_until"]), job["doc"], job["history"] or []
+            )
         return lease, result.get("refused"), result["expired"]
 
     def waiting(self, queue, start=0, stop=-1):
@@ -164,6 +174,58 @@ class JobQueue:
             pipe.hgetall(keys.job(job_id))
         return dict(zip(job_ids, pipe.execute(), strict=True))
 
+    def read(self, job_ids, pipe=None, skip=0):
+        """{id: the job's document as Redis holds it, or None} (one round trip; ``pipe``
+        may hold ``skip`` commands before)."""
+        pipe = pipe or self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(keys.job(job_id))
+            pipe.lrange(keys.history(job_id), 0, -1)
+        raw = pipe.execute()[skip:]
+        return {job_id: from_redis(raw[2 * i], raw[2 * i + 1]) for i, job_id in enumerate(job_ids)}
+
+    def take_unrecorded(self, limit=200):
+        """(finished jobs, changed active jobs) whose MongoDB record is behind, as documents
+        (None for one Redis no longer has). Changed jobs lose their mark atomically with
+        the read, so a change after it marks them again; finished ones keep theirs until
+        ``forget_recorded``."""
+        finished = self.redis.srandmember(keys.FINISHED, limit)
+        changed = self.redis.srandmember(keys.DIRTY, limit)
+        if not finished and not changed:
+            return [], []
+        pipe = self.redis.pipeline(transaction=True)
+        if changed:
+            pipe.srem(keys.DIRTY, *changed)
+        docs = self.read(finished + changed, pipe, skip=1 if changed else 0)
+        return [docs[i] for i in finished], [docs[i] for i in changed]
+
+    def mark_changed(self, job_ids):
+        """Mark again (a record write failed)."""
+        if job_ids:
+            self.redis.sadd(keys.DIRTY, *job_ids)
+
+    def forget_recorded(self, job_ids):
+        """MongoDB has these finished jobs: Redis forgets them."""
+        if not job_ids:
+            return
+        pipe = self.redis.pipeline()
+        for job_id in job_ids:
+            pipe.delete(keys.job(job_id), keys.history(job_id))
+        pipe.srem(keys.FINISHED, *job_ids)
+        pipe.srem(keys.DIRTY, *job_ids)
+        pipe.execute()
+
+    def running(self):
+        """Running jobs (each holds a lease)."""
+        return self.redis.zcard(keys.LEASES)
+
+    def unrecorded(self):
+        """How many jobs' records are behind (finished, changed)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.scard(keys.FINISHED)
+        pipe.scard(keys.DIRTY)
+        return tuple(pipe.execute())
+
     def complete(self, job_id, worker, failed, result, reported_worker=""):
         """Finish a running job; returns the script's answer (see complete.lua)."""
         return _decode(
@@ -201,20 +263,6 @@ class JobQueue:
         result = _decode(self.scripts.requeue(args=[keys.PREFIX, limit, keys.QUEUES]))
         return result["expired"], result["workers_expired"]
 
-    def finished(self, limit=100):
-        """Ids of finished jobs whose MongoDB record is not written yet."""
-        return self.redis.srandmember(keys.FINISHED, limit)
-
-    def unmark_finished(self, job_id):
-        self.redis.srem(keys.FINISHED, job_id)
-
-    def forget_finished(self, job_id):
-        """MongoDB has the finished job: drop its hash and its mark."""
-        pipe = self.redis.pipeline()
-        pipe.delete(keys.job(job_id))
-        pipe.srem(keys.FINISHED, job_id)
-        pipe.execute()
-
     # -- workers -----------------------------------------------------------
     def heartbeat(self, worker, status_json, job_id=""):
         """Record a heartbeat; returns {"extended": {job id: deadline ms}, "claimed": id?}."""
@@ -246,6 +294,44 @@ class JobQueue:
     def now_ms(self):
         seconds, micros = self.redis.time()
         return seconds * 1000 + micros // 1000
+
+
+def history(doc, raws):
+    """The document's history plus the events Redis appended (``at`` in ms -> ISO)."""
+    events = list(doc.get("history") or [])
+    for raw in raws:
+        event = json.loads(raw)
+        if isinstance(event.get("at"), (int, float)):
+            event["at"] = iso_from_ms(event["at"])
+        if isinstance(event.get("not_before"), (int, float)):
+            event["not_before"] = iso_from_ms(event["not_before"])
+        events.append(event)
+    return events
+
+
+def from_redis(live, raws):
+    """The job's document as Redis holds it (hash ``live`` and its history list), or None
+    when Redis does not have its document."""
+    if not live or "doc" not in live:
+        return None
+    doc = json.loads(live["doc"])
+    doc["history"] = history(doc, raws)
+    state = live.get("state") or doc.get("state")
+    doc["state"] = state
+    doc["attempt"] = int(live.get("attempt") or 0)
+    doc["worker_id"] = live.get("worker") or None
+    doc["lease_expires_at"] = iso_from_ms(live.get("lease_until"))
+    doc["not_before"] = iso_from_ms(live.get("not_before")) if state == "queued" else None
+    if live.get("cancel_requested") == "1":
+        doc["cancel_requested"] = True
+    if state in FINAL_STATES:
+        result = json.loads(live["result"]) if live.get("result") else None
+        if result is None:  # ended by lease expiry, release or cancel: no worker reported anything
+            result = {"failed": True, "info": None, "result": None, "message": live.get("reason")}
+        doc["result"] = result
+        doc["info"] = result.get("info")
+        doc["finished_at"] = iso_from_ms(live.get("finished_at")) or utcnow()
+    return doc
 
 
 def module_set(modules):

@@ -1,13 +1,18 @@
 """The queue's operations, as the views and the scheduler call them.
 
-Each operation is one atomic step in Redis (queue.py) followed by its record in
-MongoDB (store.py). Reads overlay the live Redis state on the record, so what a
-client reads is always the state Redis decided, even if the record lags a step.
+Redis is the source of truth of a live job: each operation is one atomic step there
+(queue.py's scripts), which also keeps the job's document and history. MongoDB
+(store.py) holds the records: the recorder (``Jobs.record``, run by the scheduler
+every 0.5 s) writes the jobs Redis marked as changed in batches, and moves finished
+jobs to their final collection, after which Redis forgets them. A read answers from
+Redis while Redis has the job, else from MongoDB: never a stale state.
 """
 
 import json
 import logging
+import math
 import re
+import time
 import uuid
 
 from flask import current_app
@@ -24,7 +29,7 @@ from object_challenge.jobs.errors import (
     QueueDisabled,
     WorkerDisabled,
 )
-from object_challenge.jobs.queue import JobQueue
+from object_challenge.jobs.queue import JobQueue, history
 from object_challenge.jobs.store import FINAL_STATES, JobStore, iso_from_ms, public, utcnow
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,10 @@ MAX_MODULES = 64  # names in one poll's ?modules=
 MAX_BULK = 1000  # jobs in one POST /queue {"jobs": [...]}
 MAX_DELAY_S = 86400  # POST /queue "delay_s"
 MAX_RETRY_AFTER_S = 3600  # POST /jobs/{id}/release "retry_after_s"
+MAX_DEPTH = 64  # nesting of a task's data (lists and objects)
+INT64 = (-(2**63), 2**63 - 1)  # integers MongoDB can store
+RECORD_BATCH = 200  # jobs written to MongoDB per batch
+RECORD_BUDGET_S = 0.4  # the recorder's time per scheduler call
 
 
 def modules_param(value):
@@ -77,6 +86,34 @@ def worker_id(value, required=False):
     return value
 
 
+def check_data(value, depth=0):
+    """What makes ``value`` unstorable (None when it is fine): deeper than MAX_DEPTH,
+    an integer outside int64, a float that is not finite, a key with a NUL or a
+    leading ``$``. Iterative, so hostile nesting cannot exhaust the stack."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            if level > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels"
+            for key, child in item.items():
+                if not isinstance(key, str) or "\x00" in key or key.startswith("$"):
+                    return f"the key {key[:40]!r} has a NUL or starts with $"
+                stack.append((child, level + 1))
+        elif isinstance(item, list):
+            if level > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels"
+            stack.extend((child, level + 1) for child in item)
+        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if not INT64[0] <= item <= INT64[1]:
+                return "an integer is outside -2^63..2^63-1"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "numbers must be finite (no NaN or Infinity)"
+    return None
+
+
 def parse_job(body):
     """Validate a POST /queue body: ``{"job_title": str, "tasks": [{"module": str, "data": any}]}``."""
     if not isinstance(body, dict):
@@ -93,7 +130,11 @@ def parse_job(body):
     for i, task in enumerate(tasks):
         if not isinstance(task, dict) or not isinstance(task.get("module"), str) or not task["module"].strip():
             raise BadRequest(f"tasks[{i}] needs a module name (a non-empty string)", code="bad_job")
-        clean.append({"module": task["module"], "data": task.get("data", {})})
+        data = task.get("data", {})
+        problem = check_data(data)
+        if problem:
+            raise BadRequest(f"tasks[{i}].data: {problem}", code="bad_job")
+        clean.append({"module": task["module"], "data": data})
     max_attempts = body.get("max_attempts")
     if max_attempts is not None and (type(max_attempts) is not int or not 1 <= max_attempts <= 100):
         raise BadRequest("max_attempts must be a whole number from 1 to 100", code="bad_job")
@@ -118,40 +159,6 @@ def parse_jobs(body):
     return [parse_job(body)], False
 
 
-def finished_fields(live):
-    """The fields of a job that Redis has finished (completed, or failed) from its hash."""
-    result = json.loads(live["result"]) if live.get("result") else None
-    if result is None:  # failed by lease expiry: no worker reported anything
-        result = {"failed": True, "info": None, "result": None, "message": live.get("reason")}
-    return {
-        "state": live["state"],
-        "attempt": int(live.get("attempt") or 0),
-        "worker_id": live.get("worker") or None,
-        "lease_expires_at": None,
-        "finished_at": iso_from_ms(live.get("finished_at")) or utcnow(),
-        "result": result,
-        "info": result.get("info"),
-    }
-
-
-def overlay(doc, live):
-    """The record with the live Redis state on top (Redis decides while a job is active)."""
-    doc = public(doc)
-    if doc is None or not live or "state" not in live:
-        return doc
-    if live["state"] in FINAL_STATES:  # finished a moment ago; the record follows
-        doc.update(finished_fields(live))
-        return doc
-    doc["state"] = live["state"]
-    doc["attempt"] = int(live.get("attempt") or 0)
-    doc["worker_id"] = live.get("worker") or doc.get("worker_id")
-    doc["lease_expires_at"] = iso_from_ms(live.get("lease_until"))
-    doc["not_before"] = iso_from_ms(live.get("not_before")) if live["state"] == "queued" else None
-    if live.get("cancel_requested") == "1":
-        doc["cancel_requested"] = True
-    return doc
-
-
 class Jobs:
     def __init__(self, queue, store, config):
         self.queue = queue
@@ -161,13 +168,17 @@ class Jobs:
     # -- queues ------------------------------------------------------------
     def enqueue(self, body, queue, owner):
         """POST /queue: one job (returns its document) or a bulk ``{"jobs": [...]}``
-        (returns ``{"job_ids", "count"}``); all of a bulk or none."""
+        (returns ``{"job_ids", "count"}``); all of a bulk or none. Redis holds the jobs
+        from here on; the recorder writes their MongoDB records."""
         parsed, bulk = parse_jobs(body)
         now_ms = self.queue.now_ms()
         now = iso_from_ms(now_ms)
-        docs = []
+        docs, entries = [], []
         for title, tasks, max_attempts, delay_s in parsed:
             event = {"event": "enqueued", "at": now, "queue": queue}
+            not_before = now_ms + int(delay_s * 1000) if delay_s else 0
+            if delay_s:
+                event["delay_s"] = delay_s
             doc = {
                 "job_id": str(uuid.uuid4()),
                 "job_title": title,
@@ -180,7 +191,7 @@ class Jobs:
                 "max_attempts": max_attempts or self.queue.max_attempts,
                 "worker_id": None,
                 "lease_expires_at": None,
-                "not_before": iso_from_ms(now_ms + int(delay_s * 1000)) if delay_s else None,
+                "not_before": iso_from_ms(not_before) if not_before else None,
                 "owner_id": owner.user_id,
                 "owner_name": owner.name,
                 "result": None,
@@ -188,31 +199,19 @@ class Jobs:
                 "finished_at": None,
                 "history": [event],
             }
-            if delay_s:
-                event["delay_s"] = delay_s
             docs.append(doc)
-        # the records first: a job Redis hands out always has a document behind it
-        self.store.insert_many(docs)
-        try:
-            self.queue.enqueue_many(
-                queue,
-                [
-                    (d["job_id"], d["max_attempts"], 0, d["modules"], now_ms + int(p[3] * 1000) if p[3] else 0)
-                    for d, p in zip(docs, parsed, strict=True)
-                ],
-            )
-        except Exception:
-            self.store.delete_active([d["job_id"] for d in docs])
-            raise
+            entries.append((doc["job_id"], doc["max_attempts"], 0, doc["modules"], not_before, json.dumps(doc)))
+        self.queue.enqueue_many(queue, entries)
         if bulk:
             return {"job_ids": [d["job_id"] for d in docs], "count": len(docs)}
         return public(docs[0])
 
     def list_queue(self, queue, limit=None):
         ids = self.queue.waiting(queue, 0, -1 if limit is None else limit - 1)
-        docs = self.store.get_active_many(ids)
-        live = self.queue.live_many(ids)
-        return [overlay(docs[i], live[i]) for i in ids if i in docs]
+        found = self.queue.read(ids)
+        missing = [i for i in ids if found.get(i) is None]
+        docs = self.store.get_active_many(missing) if missing else {}
+        return [found.get(i) or public(docs[i]) for i in ids if found.get(i) or i in docs]
 
     def clear(self, queue):
         ids = self.queue.clear(queue)
@@ -220,47 +219,36 @@ class Jobs:
         return len(ids)
 
     def poll(self, queue, worker, modules=None):
-        for _ in range(10):
-            lease, refused, expired = self.queue.poll(queue, worker, modules)
-            self.record_expired(expired)
-            if refused == "queue_disabled":
-                raise QueueDisabled(f'queue {queue!r} is disabled; an admin can PATCH /queue {{"disabled": false}}')
-            if refused == "worker_disabled":
-                raise WorkerDisabled(f"worker {worker!r} is disabled; an admin can PATCH /workers/{worker}")
-            if lease is None:
-                raise NoJobAvailable(f"no job is waiting in queue {queue!r}")
-            now = utcnow()
-            doc = self.store.record(
-                lease.job_id,
-                {
-                    "state": "running",
-                    "attempt": lease.attempt,
-                    "worker_id": lease.worker or None,
-                    "lease_expires_at": iso_from_ms(lease.lease_until_ms),
-                    "leased_at": now,
-                },
-                {"event": "leased", "at": now, "attempt": lease.attempt, "worker_id": lease.worker or None},
-            )
-            if doc is not None:
-                doc = public(doc)
-                doc["lease_seconds"] = self.queue.lease_ms / 1000
-                return doc
-            # Redis had a job MongoDB does not (deleted meanwhile): forget it, take the next
-            log.warning("job %s leased but has no record; dropping it", lease.job_id)
-            self.queue.delete(lease.job_id)
-        raise NoJobAvailable(f"no job is waiting in queue {queue!r}")
+        lease, refused, _expired = self.queue.poll(queue, worker, modules)
+        if refused == "queue_disabled":
+            raise QueueDisabled(f'queue {queue!r} is disabled; an admin can PATCH /queue {{"disabled": false}}')
+        if refused == "worker_disabled":
+            raise WorkerDisabled(f"worker {worker!r} is disabled; an admin can PATCH /workers/{worker}")
+        if lease is None:
+            raise NoJobAvailable(f"no job is waiting in queue {queue!r}")
+        doc = json.loads(lease.doc)
+        doc["history"] = history(doc, lease.history)
+        doc.update(
+            {
+                "state": "running",
+                "attempt": lease.attempt,
+                "worker_id": lease.worker or None,
+                "lease_expires_at": iso_from_ms(lease.lease_until_ms),
+                "not_before": None,
+                "lease_seconds": self.queue.lease_ms / 1000,
+            }
+        )
+        return doc
 
     # -- one job -------------------------------------------------------------
     def get(self, job_id):
-        live = self.queue.live(job_id)  # first: a job moves Redis -> MongoDB, never back
+        doc = self.queue.read([job_id]).get(job_id)  # first: a job moves Redis -> MongoDB, never back
+        if doc is not None:
+            return doc
         doc = self.store.get(job_id)
         if doc is None:
             raise JobNotFound(job_id)
-        if doc.get("state") in FINAL_STATES:
-            return public(doc)
-        if not live:  # finished and recorded between the two reads (or Redis lost it)
-            return public(self.store.get(job_id) or doc)
-        return overlay(doc, live)
+        return public(doc)
 
     def delete(self, job_id):
         had_live = self.queue.delete(job_id)
@@ -282,12 +270,15 @@ class Jobs:
             "result": body.get("result"),
             "message": body.get("message"),
         }
+        problem = check_data(result)
+        if problem:
+            raise BadRequest(f"the completion cannot be stored: {problem}", code="bad_completion")
         info = body.get("info")
         reported = info.get("worker_id") if isinstance(info, dict) else None
         reported = reported if isinstance(reported, str) and WORKER_ID.match(reported) else ""
         answer = self.queue.complete(job_id, worker, failed, result, reported)
         self._refused(job_id, worker, answer)
-        return self.sync_finished([job_id])[0]
+        return self.get(job_id)
 
     def release(self, job_id, worker, body):
         """The lease holder gives a running job back; returns the job (``queued``)."""
@@ -301,9 +292,6 @@ class Jobs:
         retry_after = _seconds(body, "retry_after_s", MAX_RETRY_AFTER_S, "bad_release")
         answer = self.queue.release(job_id, worker, int(retry_after * 1000), reason)
         self._refused(job_id, worker, answer)
-        event = answer.get("event")
-        if event:
-            self.record_expired([event])
         return self.get(job_id)
 
     def cancel(self, job_id):
@@ -317,10 +305,6 @@ class Jobs:
             raise JobFinished(f"job {job_id} is already {doc.get('state')}", state=doc.get("state"))
         if refused == "finished":
             raise JobFinished(f"job {job_id} is already {answer['state']}", state=answer["state"])
-        if answer["outcome"] == "cancelled":
-            return self.sync_finished([job_id])[0]
-        now = utcnow()
-        self.store.record(job_id, {"cancel_requested": True}, {"event": "cancel_requested", "at": now})
         return self.get(job_id)
 
     def _refused(self, job_id, worker, answer):
@@ -339,84 +323,64 @@ class Jobs:
                 f"job {job_id} is leased to worker {answer['worker']!r}, not {worker!r}", holder=answer["worker"]
             )
 
-    # -- records of what Redis decided ------------------------------------------
-    def record_expired(self, events):
-        for event in events:
-            if event["outcome"] in FINAL_STATES:
-                self.sync_finished([event["id"]])
-                continue
-            now = utcnow()
-            self.store.record(
-                event["id"],
-                {"state": "queued", "worker_id": None, "lease_expires_at": None},
-                {
-                    "event": "requeued",
-                    "at": now,
-                    "reason": event["reason"],
-                    "attempt": event["attempt"],
-                    "worker_id": event["worker"] or None,
-                },
-            )
+    def mine(self, owner_id, limit, offset=0):
+        """(the caller's jobs, newest first, from MongoDB: behind Redis by the recorder's
+        lag; total). Jobs Redis still has are shown in their live state."""
+        found, total = self.store.owned(owner_id, limit, offset)
+        live = self.queue.read([d["job_id"] for d in found])
+        return [live.get(d["job_id"]) or d for d in found], total
 
-    def sync_finished(self, job_ids=None):
-        """Write finished jobs (state decided in Redis) to their final collection."""
-        docs = []
-        for job_id in self.queue.finished() if job_ids is None else job_ids:
-            live = self.queue.live(job_id)
-            state = live.get("state")
-            if state not in FINAL_STATES:  # deleted meanwhile: nothing to record
-                self.queue.unmark_finished(job_id)
-                continue
-            fields = finished_fields(live)
-            event = {
-                "event": state,
-                "at": fields["finished_at"],
-                "attempt": fields["attempt"],
-                "worker_id": fields["worker_id"],
-            }
-            if live.get("reason"):
-                event["reason"] = live["reason"]
-            doc = self.store.finish(job_id, fields, event)
-            self.queue.forget_finished(job_id)
-            job_events.archive(job_id)  # its events follow it to MongoDB (a no-op without events)
-            if doc is not None:
-                docs.append(public(doc))
-        return docs
+    # -- the recorder: Redis -> MongoDB in batches ---------------------------------
+    def record(self, budget_s=RECORD_BUDGET_S, batch=RECORD_BATCH):
+        """Write the jobs whose record is behind: finished ones to their final collection
+        (then Redis forgets them), active ones to ``queued``. Returns how many."""
+        done = 0
+        deadline = time.monotonic() + budget_s
+        while True:
+            finished, active = self.queue.take_unrecorded(batch)
+            if not finished and not active:
+                break
+            final_docs = [d for d in finished if d is not None and d["state"] in FINAL_STATES]
+            active_docs = [d for d in active if d is not None and d["state"] not in FINAL_STATES]
+            try:
+                self.store.write(final_docs, active_docs)
+            except Exception:
+                self.queue.mark_changed([d["job_id"] for d in active_docs])  # retried next time
+                raise
+            ids = [d["job_id"] for d in final_docs]
+            self.queue.forget_recorded(ids)
+            for job_id in ids:
+                job_events.archive(job_id)  # its events follow it to MongoDB (a no-op without events)
+            done += len(final_docs) + len(active_docs)
+            if time.monotonic() > deadline:
+                break
+        return done
 
     def recover(self):
         """After Redis lost its data: queue again every job MongoDB has as queued or
         running that Redis does not know, oldest first, keeping its attempt count (a
         running job's lease was lost with Redis, as if it had expired). Returns the ids."""
         recovered = []
+        now = utcnow()
         for doc in self.store.queued.find({"state": {"$in": ["queued", "running"]}}).sort("added", 1):
-            if self.queue.live(doc["_id"]):
+            if self.queue.live(doc["_id"]) or self.store.final_state(doc["_id"]):
                 continue
-            if self.queue.enqueue(
-                doc["_id"],
-                doc.get("queue") or self.config["REDIS_QUEUE_NAME"],
-                doc.get("max_attempts"),
-                int(doc.get("attempt") or 0),
-                doc.get("modules") or sorted({t.get("module", "") for t in doc.get("tasks") or []}),
-            ):
-                now = utcnow()
-                self.store.record(
-                    doc["_id"],
-                    {"state": "queued", "worker_id": None, "lease_expires_at": None},
-                    {
-                        "event": "recovered",
-                        "at": now,
-                        "attempt": doc.get("attempt"),
-                        "reason": "Redis had lost the job",
-                    },
-                )
-                recovered.append(doc["_id"])
+            doc = public(doc)
+            doc.update({"state": "queued", "worker_id": None, "lease_expires_at": None, "not_before": None})
+            doc.setdefault("history", []).append(
+                {"event": "recovered", "at": now, "attempt": doc.get("attempt"), "reason": "Redis had lost the job"}
+            )
+            modules = doc.get("modules") or sorted({t.get("module", "") for t in doc.get("tasks") or []})
+            entry = (doc["job_id"], doc.get("max_attempts"), int(doc.get("attempt") or 0), modules, 0, json.dumps(doc))
+            if self.queue.enqueue_many(doc.get("queue") or self.config["REDIS_QUEUE_NAME"], [entry]):
+                recovered.append(doc["job_id"])
         return recovered
 
     def tick(self):
-        """The scheduler's periodic step: expired leases, stopped workers, unrecorded finishes."""
+        """The scheduler's periodic step: expired leases, due delayed jobs, stopped
+        workers, then the records MongoDB is missing."""
         events, workers_gone = self.queue.requeue_expired()
-        self.record_expired(events)
-        self.sync_finished()
+        self.record()
         return events, workers_gone
 
 

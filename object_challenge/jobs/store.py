@@ -19,7 +19,7 @@ state (service.py), so a record that lags by one step is never shown.
 
 from datetime import UTC, datetime
 
-from pymongo import ReturnDocument
+from pymongo import ReplaceOne, ReturnDocument
 
 FINAL_STATES = ("completed", "failed", "cancelled")
 IN_CHUNK = 200  # ids per $in: mongoeco's SQLite engine refuses expression trees deeper than 1000
@@ -102,6 +102,42 @@ class JobStore:
         self.final[state].replace_one({"_id": job_id}, doc, upsert=True)
         self.queued.delete_one({"_id": job_id})
         return doc
+
+    def write(self, final_docs, active_docs, chunk=IN_CHUNK):
+        """The recorder's batch: finished jobs upserted into their final collection, then
+        removed from ``queued``; active ones upserted into ``queued``. Idempotent."""
+        by_state = {}
+        for doc in final_docs:
+            by_state.setdefault(doc["state"], []).append(doc)
+        for state, docs in by_state.items():
+            self.final[state].bulk_write(
+                [ReplaceOne({"_id": d["job_id"]}, {"_id": d["job_id"], **d}, upsert=True) for d in docs],
+                ordered=False,
+            )
+        ids = [d["job_id"] for d in final_docs]
+        for i in range(0, len(ids), chunk):
+            self.queued.delete_many({"_id": {"$in": ids[i : i + chunk]}})
+        if active_docs:
+            self.queued.bulk_write(
+                [ReplaceOne({"_id": d["job_id"]}, {"_id": d["job_id"], **d}, upsert=True) for d in active_docs],
+                ordered=False,
+            )
+
+    def final_state(self, job_id):
+        """The final state MongoDB has for the job, or None."""
+        for state, collection in self.final.items():
+            if collection.find_one({"_id": job_id}, {"_id": 1}) is not None:
+                return state
+        return None
+
+    def owned(self, owner_id, limit, offset=0):
+        """(jobs of ``owner_id``, newest first, ``limit`` from ``offset``; total)."""
+        docs, total = [], 0
+        for collection in (self.queued, *self.final.values()):
+            total += collection.count_documents({"owner_id": owner_id})
+            docs += list(collection.find({"owner_id": owner_id}).sort("added", -1).limit(offset + limit))
+        docs.sort(key=lambda d: d.get("added") or "", reverse=True)
+        return [public(d) for d in docs[offset : offset + limit]], total
 
     def delete(self, job_id):
         """Remove the job from every collection; returns how many documents went."""

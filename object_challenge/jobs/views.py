@@ -29,6 +29,8 @@ from object_challenge.jobs.service import jobs, modules_param, queue_name, worke
 bp = Blueprint("jobs", __name__, url_prefix="/newapi")
 STARTED = time.time()
 QUEUE_LIST_LIMIT = 1000
+QUEUE_LIST_MAX = 100_000
+MINE_LIMIT, MINE_MAX, MINE_OFFSET_MAX = 20, 100, 10_000
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 
 
@@ -52,9 +54,22 @@ def _body(required=True):
             raise BadRequest("send a JSON body", code="bad_json")
         return None
     try:
-        return json.loads(raw)
+        return json.loads(raw)  # NaN/Infinity parse; what stores data refuses them (service.check_data)
     except ValueError:
         raise BadRequest("the body is not valid JSON", code="bad_json") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply", code="bad_json") from None
+
+
+def _whole(name, default, low, high, hint=""):
+    """A whole-number query argument within low..high (400 otherwise, never 500)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12 or not low <= int(raw) <= high:
+        more = f" ({hint})" if hint else ""
+        raise BadRequest(f"{name} is a whole number from {low} to {high}{more}", code=f"bad_{name}")
+    return int(raw)
 
 
 def _queue():
@@ -86,9 +101,7 @@ def get_queue():
     service = jobs()
     # the reference worker reads GET /queue before every poll: a long queue is cut at
     # QUEUE_LIST_LIMIT jobs ("entries" is always the full count); ?limit=0 lists all
-    limit = request.args.get("limit", QUEUE_LIST_LIMIT, type=int)
-    if limit < 0:
-        raise BadRequest("limit is a whole number, 0 for all", code="bad_limit")
+    limit = _whole("limit", QUEUE_LIST_LIMIT, 0, QUEUE_LIST_MAX, "0 for all")
     entries = service.queue.length(name)
     waiting = service.list_queue(name, limit or None)
     attributes = service.queue.attributes(name)
@@ -119,6 +132,29 @@ def poll():
 
 
 # -- jobs ----------------------------------------------------------------------
+@bp.get("/jobs", strict_slashes=False)
+@authenticated
+def list_jobs():
+    """``?mine=1``: the caller's own jobs, newest first (``limit`` 1..100, ``offset``), from
+    MongoDB: a job appears once the recorder has written it (normally within a second)."""
+    if request.args.get("mine") not in ("1", "true"):
+        raise BadRequest("list your own jobs with ?mine=1", code="bad_query")
+    limit = _whole("limit", MINE_LIMIT, 1, MINE_MAX)
+    offset = _whole("offset", 0, 0, MINE_OFFSET_MAX)
+    found, total = jobs().mine(current_identity().user_id, limit, offset)
+    more = offset + len(found) < total
+    return jsonify(
+        {
+            "jobs": found,
+            "count": len(found),
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + len(found) if more else None,
+        }
+    )
+
+
 @bp.get("/jobs/<job_id>")
 @authenticated
 def get_job(job_id):

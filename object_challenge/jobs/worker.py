@@ -193,6 +193,7 @@ class Worker:
         self.cancelled = threading.Event()  # the current job's cancel was asked
         self.lease_deadline = 0.0  # time.monotonic() by which the current lease ends
         self._beat_now = threading.Event()
+        self._retime_only = False
         self._beats_done = threading.Event()
 
     def stop(self, *_args):
@@ -221,17 +222,27 @@ class Worker:
         return answer
 
     def _heartbeats(self):
+        """Beat every ``_interval()``; ``_beat_now`` beats at once, ``_retime`` only
+        shortens the wait to the current interval (a job started: no extra request for
+        a job that ends within it)."""
+        next_at = 0.0
         while not self._beats_done.is_set():
-            job = self.current
-            try:
-                if job is None:
-                    self._beat(None)
-                else:  # retried while the lease can still be saved
-                    retrying(lambda job=job: self._beat(job), self.lease_deadline)
-            except (requests.RequestException, ClientError) as exc:
-                log.warning("worker %s: heartbeat failed: %s", self.client.worker_id, exc)
-            self._beat_now.wait(self._interval())
-            self._beat_now.clear()
+            if time.monotonic() >= next_at:
+                job = self.current
+                try:
+                    if job is None:
+                        self._beat(None)
+                    else:  # retried while the lease can still be saved
+                        retrying(lambda job=job: self._beat(job), self.lease_deadline)
+                except (requests.RequestException, ClientError) as exc:
+                    log.warning("worker %s: heartbeat failed: %s", self.client.worker_id, exc)
+                next_at = time.monotonic() + self._interval()
+            self._beat_now.wait(max(0.0, next_at - time.monotonic()))
+            if self._beat_now.is_set():
+                self._beat_now.clear()
+                soonest = time.monotonic() + self._interval()
+                next_at = min(next_at, soonest) if self._retime_only else 0.0
+            self._retime_only = False
 
     # -- the loop ------------------------------------------------------------------
     def run(self, burst=False):
@@ -314,7 +325,8 @@ class Worker:
         job = dict(job)
         job["cancelled"] = self.cancelled.is_set
         self.current = job
-        self._beat_now.set()  # re-time heartbeats to this job's lease
+        self._retime_only = True  # heartbeats every CANCEL_CHECK s from now on while it runs
+        self._beat_now.set()
         started = datetime.now(UTC)
         log.info(
             "worker %s: job %s %r attempt %s", self.client.worker_id, job_id, job.get("job_title"), job.get("attempt")
@@ -359,7 +371,6 @@ class Worker:
         )
         if done:
             log.info("worker %s: job %s %s", self.client.worker_id, job_id, "failed" if failed else "completed")
-        self._beat_now.set()
 
 
 def run_worker(

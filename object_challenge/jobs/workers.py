@@ -23,12 +23,7 @@ def heartbeat(jobs, worker, body, job_id=""):
         named = str(named)
     status["worker_id"] = worker
     status["last_seen"] = utcnow()
-    result = jobs.queue.heartbeat(worker, json.dumps(status), named)
-    claimed = result.get("claimed")
-    if claimed:
-        jobs.store.record(
-            claimed, {"worker_id": worker}, {"event": "claimed", "at": status["last_seen"], "worker_id": worker}
-        )
+    result = jobs.queue.heartbeat(worker, json.dumps(status), named)  # a claim is in the job's history
     return {
         "worker_id": worker,
         "leases": {j: iso_from_ms(ms) for j, ms in result["extended"].items()},
@@ -72,5 +67,4 @@ def delete(jobs, worker):
     existed, released = jobs.queue.forget_worker(worker)
     if not existed and not released:
         raise WorkerNotFound(worker)
-    jobs.record_expired(released)
     return {"worker_id": worker, "released": [e["id"] for e in released]}

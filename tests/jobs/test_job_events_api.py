@@ -8,6 +8,7 @@ from helpers import auth
 
 from object_challenge.jobs import events as job_events
 from object_challenge.jobs import keys
+from object_challenge.jobs.service import jobs
 
 USER, USER2, WORKER, ADMIN = auth("token_1"), auth("token_2"), auth("token_worker"), auth("token_admin")
 JOB = {"job_title": "events", "tasks": [{"module": "echo", "data": {}}]}
@@ -229,6 +230,7 @@ def test_final_job_events_move_to_mongodb_and_stay_readable(app, client, redis):
     before = read(client, job["job_id"], limit=1000)
     assert before["done"] is True and len(before["events"]) == 150  # from Redis still
     with app.app_context():
+        jobs().record()  # the recorder writes the final record, then archives the events
         assert job_events.archive_due() is None
     assert not redis.exists(keys.events(job["job_id"]), keys.events_meta(job["job_id"]))
     assert not redis.sismember(keys.EVENTS_JOBS, job["job_id"])
@@ -247,7 +249,9 @@ def test_archive_waits_until_the_record_is_final(app, client, redis):
     post(client, job["job_id"], lines(2))
     with app.app_context():
         assert job_events.archive(job["job_id"]) is None  # still running
-        complete(client, job["job_id"])  # the completion archives them (service.sync_finished's hook)
+        complete(client, job["job_id"])
+        assert job_events.archive(job["job_id"]) is None  # final in Redis, not yet recorded in MongoDB
+        jobs().record()  # the recorder writes the record, then archives the events
         assert job_events.archive(job["job_id"]) == 0  # idempotent
         assert job_events.events().collection.find_one({"_id": job["job_id"]})["count"] == 2
     assert len(read(client, job["job_id"])["events"]) == 2

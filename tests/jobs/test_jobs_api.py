@@ -368,10 +368,20 @@ def test_get_job_reads_every_state(client, redis):
     assert client.get(f"/newapi/jobs/{failed['job_id']}", headers=USER).get_json()["state"] == "failed"
 
 
-def test_finished_jobs_survive_the_loss_of_redis(client, redis):
+def record(app):
+    """The recorder's step (the scheduler runs it every 0.5 s; tests have no scheduler)."""
+    from object_challenge.jobs.service import jobs
+
+    with app.app_context():
+        return jobs().record()
+
+
+def test_finished_jobs_survive_the_loss_of_redis(client, redis, app):
     job = enqueue(client)
     poll(client, worker="w1")
     client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False, "info": {"x": 1}}, headers=WORKER)
+    assert client.get(f"/newapi/jobs/{job['job_id']}", headers=WORKER).get_json()["info"] == {"x": 1}  # Redis
+    assert record(app) == 1
     redis.flushdb()
     got = client.get(f"/newapi/jobs/{job['job_id']}", headers=WORKER).get_json()
     assert got["state"] == "completed" and got["info"] == {"x": 1}
@@ -433,6 +443,7 @@ def test_jobs_are_stored_in_the_seed_collections(client, app):
     job = enqueue(client)
     poll(client)
     client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False}, headers=WORKER)
+    record(app)
     with app.app_context():
         cfg = app.config
         db = mongo.cx[cfg["MONGO_JOB_DB"]]

@@ -12,6 +12,7 @@ def test_jobs_recover_requeues_what_redis_lost_oldest_first_keeping_attempts(cli
     first = client.post("/newapi/queue", json=JOB, headers=USER).get_json()
     second = client.post("/newapi/queue", json=JOB, headers=USER).get_json()
     client.get("/newapi/queue/poll?worker_id=w1", headers=WORKER)  # first is running, attempt 1
+    assert runner.invoke(args=["jobs", "tick"]).exit_code == 0  # the recorder writes both records
     redis.flushdb()
     result = runner.invoke(args=["jobs", "recover"])
     assert result.exit_code == 0 and "2 jobs recovered" in result.output

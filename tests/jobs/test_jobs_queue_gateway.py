@@ -269,3 +269,50 @@ def test_bulk_enqueue_with_one_bad_job_enqueues_nothing(stack):
     for bad in ([], [job_body()] * 1001, "x"):
         r = requests.post(api(stack) + "/queue", params={"queue": queue}, json={"jobs": bad}, headers=USER, timeout=30)
         assert r.status_code == 400, r.text
+
+
+# -- bad input is a 400, never a 500 (issue 17) -------------------------------------------------
+@pytest.mark.parametrize("limit", [str(2**63), str(2**64 + 5), "-1", "1e3", "abc", "100001", "٣"])
+def test_queue_limit_out_of_range_is_400(stack, limit):
+    r = requests.get(api(stack) + "/queue", params={"limit": limit}, headers=WORKER, timeout=10)
+    assert r.status_code == 400 and r.json()["error"] == "bad_limit"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"n": 9223372036854775808}',
+        '{"n": -9223372036854775809}',
+        '{"a\\u0000b": 1}',
+        '{"$where": 1}',
+        '{"n": NaN}',
+        '{"n": Infinity}',
+        "[" * 3000 + "]" * 3000,
+        "[" * 65 + "]" * 65,
+    ],
+)
+def test_unstorable_job_data_is_400(stack, data):
+    body = '{"job_title": "t", "tasks": [{"module": "echo", "data": ' + data + "}]}"
+    r = requests.post(
+        api(stack) + "/queue", data=body, headers={**USER, "Content-Type": "application/json"}, timeout=10
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] in ("bad_job", "bad_json")
+
+
+def test_a_user_lists_their_own_jobs_paginated(stack):
+    mine = [enqueue(stack, fresh_queue(), job_body(title=f"mine{i}"))["job_id"] for i in range(3)]
+    theirs = enqueue(stack, fresh_queue(), headers=USER2)["job_id"]
+
+    def listed():
+        r = requests.get(api(stack) + "/jobs", params={"mine": 1, "limit": 100}, headers=USER, timeout=10)
+        assert r.status_code == 200, r.text
+        ids = [j["job_id"] for j in r.json()["jobs"]]
+        return set(mine) <= set(ids) and ids
+
+    ids = wait_until(listed, timeout=10, interval=0.2, message="the recorder wrote the jobs")
+    assert theirs not in ids
+    page = requests.get(api(stack) + "/jobs", params={"mine": 1, "limit": 2}, headers=USER, timeout=10).json()
+    assert page["count"] == 2 and page["next_offset"] == 2 and page["total"] >= 3
+    bad = requests.get(api(stack) + "/jobs", params={"mine": 1, "limit": 0}, headers=USER, timeout=10)
+    assert bad.status_code == 400

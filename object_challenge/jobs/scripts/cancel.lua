@@ -13,11 +13,14 @@ if state == 'queued' then
   redis.call('LREM', queue_key(f[2]), 1, id)
   redis.call('ZREM', delayed_key(f[2]), id)
   count_waiting(f[2], f[3], -1)
-  finish(id, 'cancelled', {reason = 'cancelled while queued', not_before = ''})
+  finish(id, 'cancelled', {reason = 'cancelled while queued', not_before = ''}, {reason = 'cancelled while queued'})
   return encode({outcome = 'cancelled'})
 end
 if state == 'running' then
-  redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+  if redis.call('HGET', KEYS[1], 'cancel_requested') ~= '1' then
+    redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+    add_event(id, {event = 'cancel_requested'})
+  end
   return encode({outcome = 'cancel_requested'})
 end
 return encode({refused = 'finished', state = state})

@@ -8,7 +8,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do ids[#ids + 1] = id 
 local gone = {}
 for _, id in ipairs(ids) do
   if redis.call('HGET', job_key(id), 'state') == 'queued' then
-    redis.call('DEL', job_key(id))
+    drop_job(id)
     gone[#gone + 1] = id
   end
 end

@@ -19,5 +19,5 @@ if holder == '' then holder = (worker ~= '' and worker) or ARGV[6] end
 if f[4] == '1' then outcome = 'cancelled' end  -- its cancel was asked: whatever the task did
 redis.call('ZREM', LEASES, id)
 if holder ~= '' then redis.call('SREM', worker_jobs_key(holder), id) end
-finish(id, outcome, {worker = holder, result = ARGV[5]})
+finish(id, outcome, {worker = holder, result = ARGV[5]}, {attempt = tonumber(f[3]), worker_id = or_null(holder)})
 return encode({ok = true, attempt = tonumber(f[3]), worker = holder, state = outcome})

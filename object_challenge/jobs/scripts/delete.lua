@@ -12,6 +12,5 @@ if f[1] == 'queued' then
 end
 redis.call('ZREM', LEASES, id)
 if f[3] and f[3] ~= '' then redis.call('SREM', worker_jobs_key(f[3]), id) end
-redis.call('SREM', FINISHED, id)
-redis.call('DEL', KEYS[1])
+drop_job(id)
 return f[1]

@@ -28,6 +28,7 @@ if named ~= '' and not result.extended[named] then
     if f[2] == '' then
       redis.call('HSET', job_key(named), 'worker', worker)
       redis.call('SADD', KEYS[2], named)
+      add_event(named, {event = 'claimed', worker_id = worker})
       result.claimed = named
     end
     result.extended[named] = extend_lease(named, worker, now, lease_ms)

@@ -7,7 +7,7 @@
 -- ARGV[5] the worker's modules "a,b,c" ('' = any job)  ARGV[6] how many waiting jobs a
 -- poll with modules looks at, from the head (past them it answers as if empty)
 -- ARGV[7] queue name
--- returns JSON {"job": {id, attempt, worker, lease_until} | absent,
+-- returns JSON {"job": {id, attempt, worker, lease_until, doc, history: [JSON events]} | absent,
 --               "refused": "queue_disabled" | "worker_disabled" | absent,
 --               "skipped": n, "expired": [end_lease events]}
 local worker, lease_ms, modules, scan = ARGV[2], tonumber(ARGV[3]), ARGV[5], tonumber(ARGV[6])
@@ -34,7 +34,9 @@ local function lease(id, jk, job_modules)
   local deadline = extend_lease(id, worker, now, lease_ms)
   if worker ~= '' then redis.call('SADD', worker_jobs_key(worker), id) end
   count_waiting(queue, job_modules, -1)
-  result.job = {id = id, attempt = attempt, worker = worker, lease_until = deadline}
+  add_event(id, {event = 'leased', attempt = attempt, worker_id = or_null(worker)})
+  result.job = {id = id, attempt = attempt, worker = worker, lease_until = deadline,
+                doc = redis.call('HGET', jk, 'doc'), history = redis.call('LRANGE', history_key(id), 0, -1)}
 end
 
 if modules == '' then

@@ -15,5 +15,5 @@ if state ~= 'running' then return encode({refused = 'not_running', state = state
 if worker ~= '' and holder ~= '' and holder ~= worker then
   return encode({refused = 'not_holder', state = state, worker = holder})
 end
-local event = end_lease(id, 'released: ' .. ARGV[5], tonumber(ARGV[4]))
+local event = end_lease(id, ARGV[5], tonumber(ARGV[4]), 'released')
 return encode({ok = true, event = event})
