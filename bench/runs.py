@@ -111,7 +111,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--runs", type=int, default=40)
-    args = parser.parse_args(argv)
+    args, _others = parser.parse_known_args(argv)  # `make bench BENCH_ARGS=...` passes every benchmark's options
     results = {"sandbox": overhead(args.rounds)}
     s = results["sandbox"]
     print(
