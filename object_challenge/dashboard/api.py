@@ -64,6 +64,15 @@ def _summary(job_id, doc, live):
     }
 
 
+def _documents(service, ids):
+    """{id: document} from Redis (live jobs), MongoDB for those it no longer holds."""
+    found = {job_id: doc for job_id, doc in service.queue.read(ids).items() if doc is not None}
+    missing = [job_id for job_id in ids if job_id not in found]
+    if missing:
+        found.update(service.store.get_active_many(missing))
+    return found
+
+
 def _running_by_queue(service):
     """Running job id -> its live hash, from the leases index (running jobs only)."""
     ids = service.queue.redis.zrange(job_keys.LEASES, 0, -1)
@@ -103,7 +112,12 @@ def overview():
             "stores": {store: problems.get(store, "ok") for store in ("redis", "mongo")},
             "services": _service_health(),
             "queues": queues,
-            "jobs": {state: service.store.count(state) for state in ("queued", "running", "completed", "failed")},
+            # live jobs from Redis (their truth), finished ones from MongoDB (the recorder's batches)
+            "jobs": {
+                "waiting": sum(q["waiting"] for q in queues),
+                "running": len(running),
+                **{state: service.store.count(state) for state in service.store.final},
+            },
             "workers": len(workers.list_ids(service.queue)),
             "puzzles": {status: Puzzle.objects(status=status).count() for status in ("active", "complete")},
         }
@@ -115,10 +129,10 @@ def queue_page(name):
     offset, limit = _page()
     service = jobs()
     ids = service.queue.waiting(name, offset, offset + limit - 1)
-    docs = service.store.get_active_many(ids)
+    docs = _documents(service, ids)
     lives = service.queue.live_many(ids)
     running = {j: live for j, live in _running_by_queue(service).items() if live.get("queue") == name}
-    running_docs = service.store.get_active_many(list(running)[:MAX_LIMIT])
+    running_docs = _documents(service, list(running)[:MAX_LIMIT])
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     finished = {
         state: collection.count_documents({"queue": name, "finished_at": {"$gte": hour_ago}})

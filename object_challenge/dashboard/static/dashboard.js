@@ -186,6 +186,8 @@
         el("a", { href: "#/finished/completed", class: state === "completed" ? "current" : "" }, "completed"),
         " · ",
         el("a", { href: "#/finished/failed", class: state === "failed" ? "current" : "" }, "failed"),
+        " · ",
+        el("a", { href: "#/finished/cancelled", class: state === "cancelled" ? "current" : "" }, "cancelled"),
       ),
       pager(data.total, offset, (o) => `#/finished/${state}/${o}`),
       table(
@@ -334,7 +336,7 @@
     [/^#\/queues$/, () => queues(), true],
     [/^#\/queue\/([^/]+)\/(\d+)$/, (m) => queuePage(decodeURIComponent(m[1]), Number(m[2])), true],
     [/^#\/workers(?:\/(\d+))?$/, (m) => workersView(Number(m[1] || 0)), true],
-    [/^#\/finished\/(completed|failed)(?:\/(\d+))?$/, (m) => finishedView(m[1], Number(m[2] || 0)), false],
+    [/^#\/finished\/(completed|failed|cancelled)(?:\/(\d+))?$/, (m) => finishedView(m[1], Number(m[2] || 0)), false],
     [/^#\/job\/([^/]+)$/, (m) => jobView(decodeURIComponent(m[1])), false],
     [/^#\/runs$/, () => runs(), true],
     [/^#\/campaigns$/, () => campaigns(), true],
