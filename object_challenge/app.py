@@ -8,7 +8,7 @@ gunicorn entry point (wsgi.py) serves; `manage.py` builds them all.
 
 from flask import Flask, jsonify
 
-from object_challenge import accounts, api, buckets, cli, dashboard, jobs, publish, runs
+from object_challenge import accounts, api, buckets, campaigns, cli, dashboard, jobs, publish, runs
 from object_challenge.core import config as config_module
 from object_challenge.core import errors, extensions, metrics
 from object_challenge.core.health import check_stores
@@ -17,10 +17,10 @@ from object_challenge.core.logging import configure_logging
 SERVICES = {
     "api": (buckets.bp, api.bp, api.internal_bp, dashboard.bp, dashboard.api_bp),
     "storage": (buckets.storage_bp,),
-    "jobs": (jobs.bp, runs.bp),  # a run is a job: the runs routes are served beside the queue
+    "jobs": (jobs.bp, runs.bp, campaigns.bp),  # a run is a job: the runs routes are served beside the queue
     "publish": (publish.bp,),
 }
-PACKAGES = (accounts, buckets, jobs, publish, runs, dashboard)
+PACKAGES = (accounts, buckets, jobs, publish, runs, campaigns, dashboard)
 ALL_MODELS = tuple(model for package in PACKAGES for model in package.MODELS)
 
 

@@ -1,11 +1,11 @@
 """Ingest one batch's results: a single unordered bulk upsert into the records collection.
 
-Exactly-once by construction, not by bookkeeping: each record's filter is its unique key
-``(campaign, pass, player_id)``, and every value written is a function of the batch and of earlier
-passes only. So a batch delivered twice (an expired lease whose worker still answers, a retried
-job) matches the records the first delivery made and rewrites the same values: no second record,
-no changed ``diff_battles``. ``inserted`` counts only records that did not exist, so a caller can
-add it to a campaign's ``players_found`` without double counting.
+Exactly-once by construction, not by bookkeeping: each record's filter is its ``_id``,
+``"<campaign>:<pass>:<player_id>"`` (unique by definition), and every value written is a
+function of the batch and of earlier passes only. So a batch delivered twice (an expired lease
+whose worker still answers, a retried job) matches the records the first delivery made and
+rewrites the same values: no second record, no changed ``diff_battles``. ``inserted`` counts
+only records that did not exist (the service counts batches, not ``inserted``: see service.py).
 
 The cost per batch is two indexed reads of ≤ batch-size keys and one bulk write (records.py),
 whatever the collection already holds.
@@ -42,10 +42,10 @@ def build_operations(campaign, pass_no, answers, previous, battles=battles_of, n
         diff = None if before is None else count - before[1]
         operations.append(
             UpdateOne(
-                {"campaign": campaign, "pass": pass_no, "player_id": player_id},
+                {"_id": records.record_id(campaign, pass_no, player_id)},
                 {
                     "$set": {"battles": count, "diff_battles": diff, "record": record},
-                    "$setOnInsert": {"ingested_at": now},
+                    "$setOnInsert": {"campaign": campaign, "pass": pass_no, "player_id": player_id, "ingested_at": now},
                 },
                 upsert=True,
             )
@@ -56,8 +56,8 @@ def build_operations(campaign, pass_no, answers, previous, battles=battles_of, n
 def ingest_batch(db, campaign, pass_no, answers, battles=battles_of):
     """Upsert ``answers`` (``{player_id: record | None}``) as pass ``pass_no`` of ``campaign``.
 
-    ``db`` is a pymongo Database; ``ensure_indexes(db)`` must have run once (the unique index is
-    what makes concurrent deliveries of one batch safe).
+    ``db`` is a pymongo Database; ``ensure_indexes(db)`` must have run once (the reads use its
+    indexes). Concurrent deliveries of one batch are safe through the ``_id`` key alone.
     """
     pass_no = int(pass_no)
     answers = {int(k): v for k, v in answers.items()}

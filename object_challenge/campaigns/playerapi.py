@@ -21,8 +21,8 @@ Admin routes (no auth: the stand-in listens on 127.0.0.1): ``POST /_admin/grow {
 ``POST /_admin/advance {"days"}``, ``POST /_admin/faults {"latency_ms", "fail_ratio"}``,
 ``POST /_admin/rate {"rps", "burst"?}``, ``GET /_admin/stats``, ``POST /_admin/stats/reset``.
 
-Settings come as arguments; ``python -m object_challenge.campaigns.playerapi --port N`` is the
-only place that reads the environment (PLAYER_API_ADDR, PLAYER_API_MAX_ID, PLAYER_API_RPS).
+Settings come as arguments; ``python -m object_challenge.campaigns.playerapi`` takes its defaults
+from core/config.py (PLAYER_API_ADDR, PLAYER_API_MAX_ID, PLAYER_API_RPS).
 """
 
 import argparse
@@ -351,14 +351,15 @@ def serve(host, port, quiet=True, **settings):
 
 
 def main(argv=None):
-    import os  # the entry point is the one place here that reads the environment (moves to config.py)
+    from object_challenge.core.config import load  # the settings (PLAYER_API_ADDR, _MAX_ID, _RPS) as defaults
 
-    host, _, port = os.environ.get("PLAYER_API_ADDR", "127.0.0.1:8085").rpartition(":")
+    cfg = load()
+    host, _, port = cfg.PLAYER_API_ADDR.rpartition(":")
     parser = argparse.ArgumentParser(prog="python -m object_challenge.campaigns.playerapi")
     parser.add_argument("--host", default=host or "127.0.0.1")
     parser.add_argument("--port", type=int, default=int(port))
-    parser.add_argument("--max-id", type=int, default=int(os.environ.get("PLAYER_API_MAX_ID", DEFAULT_MAX_ID)))
-    parser.add_argument("--rps", type=float, default=float(os.environ.get("PLAYER_API_RPS", DEFAULT_RPS)))
+    parser.add_argument("--max-id", type=int, default=cfg.PLAYER_API_MAX_ID)
+    parser.add_argument("--rps", type=float, default=cfg.PLAYER_API_RPS)
     parser.add_argument("--burst", type=float, default=None)
     parser.add_argument("--day", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="log every request")

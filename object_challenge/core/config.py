@@ -55,6 +55,7 @@ def settings_from_env(environ=None):
     gateway_port = _int("GATEWAY_PORT", 8080, e)
     mongo_port = _int("MONGO_PORT", 27018, e)
     redis_port = _int("REDIS_PORT", 6380, e)
+    player_api_addr = _env("PLAYER_API_ADDR", f"127.0.0.1:{gateway_port + 5}", e)
     redis_url = _env("REDIS_URL", None, e) or _env("REDIS_URI", None, e) or f"redis://127.0.0.1:{redis_port}/0"
     return {
         # stores
@@ -125,6 +126,13 @@ def settings_from_env(environ=None):
         "PUZZLE_FLUSH_SECONDS": _float("PUZZLE_FLUSH_SECONDS", 10, e),
         # metrics: prometheus-client's multiprocess directory (one empty dir per gunicorn service)
         "PROMETHEUS_MULTIPROC_DIR": _env("PROMETHEUS_MULTIPROC_DIR", None, e),
+        # campaigns (issue 15): the external player API and the `players` source's keys and rate
+        "PLAYER_API_ADDR": player_api_addr,
+        "PLAYER_API_URL": _env("PLAYER_API_URL", f"http://{player_api_addr}", e),
+        "PLAYER_API_KEYS": _env("PLAYER_API_KEYS", "oc-dev-key", e),
+        "PLAYER_API_MAX_ID": _int("PLAYER_API_MAX_ID", 1_200_000, e),
+        "PLAYER_API_RPS": _float("PLAYER_API_RPS", 20, e),
+        "PLAYER_SOURCE_RPS": _float("PLAYER_SOURCE_RPS", 20, e),
         # logging
         "LOG_FORMAT": _env("LOG_FORMAT", "text", e),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO", e),

@@ -86,7 +86,9 @@ def test_concurrent_deliveries_of_one_batch_make_one_record_each(mongo_db):
     assert records.count_records(mongo_db, "c1", 1) == sum(1 for v in batch.values() if v is not None)
 
 
-def test_the_upsert_key_is_a_unique_index(mongo_db):
+def test_the_upsert_key_is_the_id_and_reads_have_their_indexes(mongo_db):
+    ingest_batch(mongo_db, "c1", 2, answers(1, 10))
+    doc = records.collection(mongo_db).find_one({"campaign": "c1", "pass": 2})
+    assert doc["_id"] == records.record_id("c1", 2, doc["player_id"])
     indexes = records.collection(mongo_db).index_information()
-    assert indexes["campaign_pass_player"]["unique"] is True
-    assert "campaign_player_pass" in indexes
+    assert "campaign_pass_player_id" in indexes and "campaign_player_pass" in indexes
