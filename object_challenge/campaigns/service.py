@@ -36,7 +36,7 @@ from object_challenge.campaigns import records, store
 from object_challenge.campaigns.ingest import ingest_batch
 from object_challenge.core.errors import ApiError, BadRequest, Conflict, NotFound
 from object_challenge.core.extensions import mongo
-from object_challenge.jobs.service import jobs
+from object_challenge.jobs.service import MAX_BULK, jobs
 
 log = logging.getLogger(__name__)
 
@@ -401,18 +401,21 @@ def _job_body(doc, batch_doc, attempts_left):
 
 
 def _enqueue(doc, batch_docs, delay_s=0):
-    """One job per batch; records its id on the batch (only if the batch still waits for one)."""
-    service = jobs()
-    owner = _owner(doc)
+    """One job per batch, in one bulk enqueue; records each job's id on its batch (only if the
+    batch still waits for one: a concurrent retry may have given it another)."""
+    bodies = []
     for batch_doc in batch_docs:
         body = _job_body(doc, batch_doc, doc["max_attempts"] - batch_doc.get("attempts", 0))
         if delay_s:
             body["delay_s"] = delay_s
-        job = service.enqueue(body, QUEUE, owner)
-        store.batches(db()).update_one(
-            {"_id": batch_doc["_id"], "state": "queued", "job_id": batch_doc.get("job_id")},
-            {"$set": {"job_id": job["job_id"], "enqueued_at": now()}},
-        )
+        bodies.append(body)
+    for i in range(0, len(bodies), MAX_BULK):
+        answer = jobs().enqueue({"jobs": bodies[i : i + MAX_BULK]}, QUEUE, _owner(doc))
+        for batch_doc, job_id in zip(batch_docs[i : i + MAX_BULK], answer["job_ids"], strict=True):
+            store.batches(db()).update_one(
+                {"_id": batch_doc["_id"], "state": "queued", "job_id": batch_doc.get("job_id")},
+                {"$set": {"job_id": job_id, "enqueued_at": now()}},
+            )
 
 
 def feed(doc):

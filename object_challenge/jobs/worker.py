@@ -333,7 +333,8 @@ class Worker:
         )
         # job events: job["emit"](type, data), job["stream_logs"]() (emitter.py); posted before completing
         events = JobEvents(self.client.copy(), job)  # --stream-logs: started in the task's thread
-        job = {**job, "emit": events.emitter.emit, "stream_logs": events.stream_logs}
+        # job["client"]: this worker's JobClient (own session): tasks that post to the service (campaigns)
+        job = {**job, "emit": events.emitter.emit, "stream_logs": events.stream_logs, "client": self.client.copy()}
         outcome = {"results": [], "failed": False, "message": None}
         # the task runs with this thread's context (the app context of `manage.py worker`)
         context = contextvars.copy_context()
