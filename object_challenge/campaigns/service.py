@@ -177,6 +177,13 @@ def _job_states(job_ids):
     return out
 
 
+def _job(job_id):
+    try:
+        return jobs().get(job_id)
+    except NotFound:
+        return None
+
+
 def progress(doc, with_failed=True):
     """The campaign as ``GET /campaigns/{id}`` shows it."""
     current = doc.get("current") or {}
@@ -653,7 +660,7 @@ def check_batches(doc):
         state = states.get(job_id)
         if state not in ("completed", "failed", "cancelled", "missing"):
             continue
-        job = jobs().store.get(job_id) if state != "missing" else None
+        job = _job(job_id) if state != "missing" else None
         used = int((job or {}).get("attempt") or 1)
         attempts = batch_doc.get("attempts", 0) + used
         error = ((job or {}).get("result") or {}).get("message") or f"job {state} without results"
