@@ -20,6 +20,7 @@ from object_challenge.jobs import workers
 from object_challenge.jobs.service import jobs
 from object_challenge.publish import keys as puzzle_keys
 from object_challenge.publish.models import Puzzle
+from object_challenge.runs import service as runs_service
 
 bp = Blueprint("dashboard_api", __name__, url_prefix="/newapi/dashboard")
 
@@ -222,3 +223,33 @@ def puzzles():
             }
         )
     return jsonify({"total": Puzzle.objects.count(), "offset": offset, "limit": limit, "puzzles": rows})
+
+
+@bp.get("/runs")
+def runs():
+    """Recent runs (jobs of the run_program task): live ones from Redis, then finished ones
+    from MongoDB, newest first, each as GET /newapi/runs/<id> describes it."""
+    offset, limit = _page()
+    service = jobs()
+    described = runs_service.runs()
+    live_ids = service.queue.redis.zrange(job_keys.LEASES, 0, -1)
+    live = [
+        doc
+        for doc in _documents(service, live_ids).values()
+        if [t.get("module") for t in doc.get("tasks") or []] == [runs_service.MODULE]
+    ]
+    query = {"tasks.module": runs_service.MODULE}
+    finished = []
+    for collection in service.store.final.values():
+        finished.extend(collection.find(query).sort("finished_at", -1).limit(offset + limit))
+    finished.sort(key=lambda doc: doc.get("finished_at") or "", reverse=True)
+    page = (live + finished)[offset : offset + limit]
+    total = len(live) + sum(c.count_documents(query) for c in service.store.final.values())
+    return jsonify(
+        {
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "runs": [described.describe({**doc, "job_id": doc.get("job_id") or doc.get("_id")}) for doc in page],
+        }
+    )

@@ -190,3 +190,28 @@ def test_puzzles_page_lists_puzzles_paginated(stack, browser):
         f"{stack.url}/newapi/dashboard/puzzles", params={"limit": 101}, headers=auth("token_admin"), timeout=10
     )
     assert answer.status_code == 400  # a page is at most 100 rows
+
+
+def test_a_finished_run_shows_its_verdict_on_the_runs_page(stack, browser, shot):
+    made = requests.post(
+        f"{stack.url}/newapi/runs",
+        headers=auth("token_1"),
+        json={"language": "python", "files": [{"name": "main.py", "content": "print('hi from the dashboard test')\n"}]},
+        timeout=10,
+    )
+    assert made.status_code in (200, 201, 202), made.text
+    run_id = made.json()["run_id"]
+
+    def finished():
+        answer = requests.get(f"{stack.url}/newapi/runs/{run_id}", headers=auth("token_1"), timeout=10).json()
+        return answer["state"] == "finished" and answer
+
+    run = wait_until(finished, timeout=60, message="the run finished")
+    login(browser, f"{stack.url}/dashboard/#/runs", "token_admin")
+    wait_until(lambda: run_id[:8] in text_of(browser), message="the run listed")
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "main tbody tr") if run_id[:8] in r.text)
+    assert run["verdict"] in row.text and "python" in row.text
+    shot(browser, "dashboard_runs")
+    # its output is on the job page (the job's events)
+    browser.get(f"{stack.url}/dashboard/#/job/{run_id}")
+    wait_until(lambda: "hi from the dashboard test" in text_of(browser, "#events"), message="the run's output")

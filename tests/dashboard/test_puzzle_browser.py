@@ -47,10 +47,21 @@ def open_puzzle(driver, stack, puzzle_id, token):
     wait_until(lambda: driver.find_element(By.ID, "board").get_attribute("data-stream") == "live", message="stream")
 
 
-def movable(stack, puzzle_id, last=False):
+ON_TOP = """
+const node = document.querySelector(`.piece[data-id="${arguments[0]}"]`);
+const box = node.getBoundingClientRect();
+const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+return hit !== null && hit.closest(".piece") === node;
+"""
+
+
+def movable(stack, puzzle_id, last=False, driver=None):
     """A piece alone in its group, not fixed, preferably away from the edges (a drag is not
-    clamped); ``last``: the last such piece (not the one an earlier test locked)."""
+    clamped); ``last``: the last such piece (not the one an earlier test locked); with
+    ``driver``: one no other piece covers there (the mouse takes the one on top)."""
     free = [p for p in pieces(stack, puzzle_id).values() if not p["immovable"] and p["group"] == p["id"]]
+    if driver is not None:
+        free = [p for p in free if driver.execute_script(ON_TOP, p["id"])]
     inner = [p for p in free if 150 < p["x"] < 700 and 150 < p["y"] < 450]
     if not free:
         pytest.skip("no movable piece left")
@@ -73,7 +84,7 @@ def api_move(stack, puzzle_id, piece, x, y, token="token_3"):
 def test_dragging_a_piece_moves_it_and_a_second_page_sees_it(stack, puzzle, browser, second_browser, shot):
     open_puzzle(browser, stack, puzzle, "token_1")
     open_puzzle(second_browser, stack, puzzle, "token_2")
-    piece = movable(stack, puzzle)
+    piece = movable(stack, puzzle, driver=browser)
     start = (piece["x"], piece["y"])
     assert shown(browser, piece["id"]) == start and shown(second_browser, piece["id"]) == start
     node = browser.find_element(By.CSS_SELECTOR, f'.piece[data-id="{piece["id"]}"]')
@@ -102,7 +113,7 @@ def test_dragging_a_piece_moves_it_and_a_second_page_sees_it(stack, puzzle, brow
 
 def test_a_locked_piece_shows_the_refusal_on_the_piece(stack, puzzle, browser, shot):
     open_puzzle(browser, stack, puzzle, "token_1")
-    piece = movable(stack, puzzle)
+    piece = movable(stack, puzzle, driver=browser)
     held = requests.get(
         f"{stack.url}/newapi/puzzle/{puzzle}/piece/{piece['id']}/token/", headers=auth("token_2"), timeout=10
     )

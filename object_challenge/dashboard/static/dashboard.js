@@ -290,10 +290,25 @@
     }
   }
 
-  const runs = () =>
-    optionalList("Runs", "/newapi/runs/?limit=25", (r) =>
-      el("p", {}, el("span", { class: "mono" }, String(r.run_id || r.id || "")), ` ${r.language || ""} ${r.verdict || r.state || ""}`),
-    );
+  async function runs(offset) {
+    const { data } = await api(`/newapi/dashboard/runs?offset=${offset}&limit=${PAGE}`);
+    return [
+      el("h1", {}, "Runs"),
+      pager(data.total, offset, (o) => `#/runs/${o}`),
+      table(
+        ["run (its output live on the job page)", "language", "mode", "state", "verdict", "added"],
+        data.runs.map((r) => [
+          jobLink(r.run_id),
+          String(r.language || ""),
+          String(r.mode || ""),
+          r.state,
+          r.verdict ? el("span", { class: r.verdict === "accepted" || r.verdict === "ok" ? "ok" : "bad" }, r.verdict) : "",
+          when(r.added),
+        ]),
+        "no run yet",
+      ),
+    ];
+  }
 
   const campaigns = () =>
     optionalList("Campaigns", "/newapi/campaigns/?limit=25", (c) => {
@@ -338,7 +353,7 @@
     [/^#\/workers(?:\/(\d+))?$/, (m) => workersView(Number(m[1] || 0)), true],
     [/^#\/finished\/(completed|failed|cancelled)(?:\/(\d+))?$/, (m) => finishedView(m[1], Number(m[2] || 0)), false],
     [/^#\/job\/([^/]+)$/, (m) => jobView(decodeURIComponent(m[1])), false],
-    [/^#\/runs$/, () => runs(), true],
+    [/^#\/runs(?:\/(\d+))?$/, (m) => runs(Number(m[1] || 0)), true],
     [/^#\/campaigns$/, () => campaigns(), true],
     [/^#\/puzzles(?:\/(\d+))?$/, (m) => puzzles(Number(m[1] || 0)), true],
   ];
