@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := nginx-light libnginx-mod-http-lua lua-resty-core lua-resty-lrucache lua-cjson \
                 lua-nginx-redis lua-nginx-string redis-server wrk bubblewrap gcc gnat gprbuild \
-                chromium chromium-driver
+                chromium chromium-driver lua-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP_APT := var/.apt-installed
 STAMP_VENV := $(VENV)/.created
@@ -24,7 +24,8 @@ bench: setup
 
 setup: $(STAMP_APT) $(STAMP_PIP)
 
-$(STAMP_APT):
+# the Makefile is a prerequisite: a package added to the list is installed on the next make
+$(STAMP_APT): Makefile
 	@mkdir -p var
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
