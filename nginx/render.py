@@ -13,12 +13,16 @@ DIR/tmp/*, and prints the conf path.  Run it with
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the package beside nginx/
+
+from object_challenge import __version__
+from object_challenge.core import config, errors
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,20 +69,11 @@ proxy_set_header X-Gateway-Secret $oc_gateway_secret;"""
 
 
 def load_settings():
-    """object_challenge.core.config.load(), without importing the whole package."""
-    spec = importlib.util.spec_from_file_location("_oc_config", ROOT / "object_challenge" / "core" / "config.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.load()
+    return config.load()
 
 
 def package_version():
-    init = ROOT / "object_challenge" / "__init__.py"
-    if init.exists():
-        for line in init.read_text().splitlines():
-            if line.startswith("__version__"):
-                return line.split("=", 1)[1].strip().strip("\"'")
-    return "0.1.0"
+    return __version__
 
 
 def redis_target(url):
@@ -109,19 +104,27 @@ def lua_settings(cfg):
             "puzzles": "/newapi/puzzle/",
         },
     }
+    # every key lua/oc/settings.lua requires (it has no defaults); a setting
+    # missing from cfg is an AttributeError here, before nginx is started
     return {
         "name": "object_challenge",
         "version": index["version"],
         "gateway_secret": cfg.GATEWAY_SECRET,
         "body_limit": cfg.BODY_LIMIT_BYTES,
         "snapshot_poll": cfg.SNAPSHOT_POLL_SECONDS,
-        "rate_limits": str(cfg.RATE_LIMITS).strip().lower() not in ("off", "0", "false", "no"),
+        "rate_limits": cfg.RATE_LIMITS,
         "user_rps": cfg.RATE_LIMIT_USER_RPS,
         "user_burst": cfg.RATE_LIMIT_USER_BURST,
         "ip_rps": cfg.RATE_LIMIT_IP_RPS,
         "ip_burst": cfg.RATE_LIMIT_IP_BURST,
         "redis": redis_target(cfg.REDIS_URL),
+        "redis_timeout_ms": cfg.GATEWAY_REDIS_TIMEOUT_MS,
+        "auth_ttl": cfg.GATEWAY_AUTH_TTL,
+        "auth_neg_ttl": cfg.GATEWAY_AUTH_NEG_TTL,
+        "auth_fallback_ttl": cfg.GATEWAY_AUTH_FALLBACK_TTL,
+        "cache_max_body": cfg.GATEWAY_CACHE_MAX_BODY,
         "index_json": json.dumps(index, separators=(",", ":")),
+        "status_codes": {str(status): list(pair) for status, pair in errors.STATUS_CODES.items()},
     }
 
 

@@ -6,6 +6,7 @@
 local cjson = require "cjson.safe"
 local lrucache = require "resty.lrucache"
 local compat = require "oc.compat"
+local errors = require "oc.errors"
 local keys = require "oc.keys"
 local settings = require "oc.settings"
 local snapshot = require "oc.snapshot"
@@ -20,6 +21,13 @@ local find, sub = string.find, string.sub
 local _M = {}
 
 local MAX_TOKEN = 256
+
+-- the 401 of every route (errors.py's Unauthorized carries the same realm)
+local REALM = 'Token realm="object_challenge"'
+local ERR_MISSING = "credentials required; send Authorization: Token <token>"
+local ERR_MALFORMED = "malformed credentials; send Authorization: Token <token>"
+local ERR_UNKNOWN = "the token is not valid"
+local ERR_UNAVAILABLE = "credentials cannot be checked right now; retry shortly"
 local last_warning = 0
 local l1 = assert(lrucache.new(10000))
 local l2 = ngx.shared.oc_auth
@@ -116,8 +124,16 @@ local function remember(key, ident, ttl)
     l2:set(key, ident and cjson.encode(ident) or "", ttl)
 end
 
+-- The 401 for why = "missing" | "malformed" | "unknown" (err.why says which).
+function _M.unauthorized(why)
+    local message = why == "unknown" and ERR_UNKNOWN or why == "malformed" and ERR_MALFORMED or ERR_MISSING
+    local err = errors.new(401, "unauthorized", message, { ["WWW-Authenticate"] = REALM })
+    err.why = why
+    return err
+end
+
 -- identity, false (unknown token) or nil, err (cannot tell).
-function _M.lookup(token)
+local function lookup(token)
     local conf = settings.get()
     local version = snapshot.version()
     local key = keys.token_cache(version or "api", token)
@@ -157,6 +173,25 @@ function _M.lookup(token)
         return nil, err
     end
     remember(key, ident, conf.auth_fallback_ttl)
+    return ident
+end
+
+-- The caller's identity from the Authorization header value(s), or nil and
+-- a refusal: a 401 (err.why "missing" lets a route serve anonymous callers)
+-- or a 503 when the token cannot be checked.
+function _M.identify(header)
+    local token, why = _M.credentials(header)
+    if not token then
+        return nil, _M.unauthorized(why)
+    end
+    local ident, err = lookup(token)
+    if ident == nil then
+        ngx.log(ngx.ERR, "authentication unavailable: ", err)
+        return nil, errors.new(503, "auth_unavailable", ERR_UNAVAILABLE)
+    end
+    if not ident then
+        return nil, _M.unauthorized("unknown")
+    end
     return ident
 end
 

@@ -42,6 +42,24 @@ local function norm(path)
 end
 
 local ALL_GEN = keys.cache_gen(ALL)
+local PURGE_ROUTE = "/newapi/_cache"
+local NO_CACHE = [[^/newapi/puzzle/.*/(token|move|updates)/?$]]
+
+-- Whether a request on route ("api" | "jobs" | "publish" | ...) may be
+-- answered from the cache (and its answer stored).
+function _M.cacheable(route, method, path)
+    return route ~= "jobs" and route ~= "bucket" and method == "GET"
+        and not (route == "publish" and ngx.re.find(path, NO_CACHE, "jo") ~= nil)
+end
+
+-- The path a DELETE /newapi/_cache/<path> purges.
+function _M.purge_target(uri)
+    local path = sub(uri, #PURGE_ROUTE + 1)
+    if not find(path, "^/newapi") then
+        path = "/newapi" .. path
+    end
+    return path
+end
 
 local function generation(path)
     return (gens:get(ALL_GEN) or "0") .. "." .. (gens:get(keys.cache_gen(norm(path))) or "0")
@@ -119,9 +137,9 @@ function _M.lookup(ident)
     return nil
 end
 
--- Serve a stored entry from the access phase and end the request.
--- Headers go through $oc_* variables and add_header in the conf: setting
--- ngx.header costs ~2 us each, a variable ~0.1 us.
+-- Set the headers of a stored entry served from the access phase; the
+-- body to send. Headers go through $oc_* variables and add_header in the
+-- conf: setting ngx.header costs ~2 us each, a variable ~0.1 us.
 function _M.serve(e, how)
     local var = ngx.var
     if e.ctype ~= "application/json" then -- the conf's default_type
@@ -130,9 +148,7 @@ function _M.serve(e, how)
     var.oc_cache_control = e.cc
     var.oc_age = max(0, floor(ngx.now() - e.stored))
     var.oc_cache_status = how
-    ngx.status = 200
-    ngx.print(e.body)
-    return ngx.exit(200)
+    return e.body
 end
 
 local function ttl_of(cc)

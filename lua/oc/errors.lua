@@ -1,41 +1,41 @@
--- Every answer the gateway makes itself is rendered here, as
+-- The one error shape of every answer the gateway makes itself:
 -- {"error": code, "message": ..., "request_id": ...} plus contract fields.
+-- Modules return refusals as tables (new); the phase handlers in
+-- oc.gateway send each (send: rendered once, by render) and end the request. The default
+-- code and message of a status come from the services' own table
+-- (object_challenge/core/errors.py STATUS_CODES, passed in by nginx/render.py).
 local cjson = require "cjson.safe"
 local request = require "oc.request"
+local settings = require "oc.settings"
 
 local ngx = ngx
+
 local pairs = pairs
 local find, gsub = string.find, string.gsub
 
 local _M = {}
 
--- status -> default code and message for errors nginx itself raises
-local by_status = {
-    [400] = { "bad_request", "the request could not be parsed" },
-    [401] = { "unauthorized", "send Authorization: Token <token>" },
-    [403] = { "forbidden", "this identity may not do that" },
-    [404] = { "not_found", "no such route; see GET / for the index" },
-    [405] = { "method_not_allowed", "this route does not take that method" },
-    [408] = { "request_timeout", "the request was not sent in time" },
-    [413] = { "payload_too_large", "the request body is over the size limit" },
-    [414] = { "uri_too_long", "the request URI is too long" },
-    [429] = { "too_many_requests", "too many requests; retry after Retry-After seconds" },
-    [431] = { "headers_too_large", "the request headers are too large" },
-    [500] = { "internal_error", "the gateway failed; the request id is in the log" },
-    [502] = { "bad_gateway", "the service behind this route is not answering; retry shortly" },
-    [503] = { "service_unavailable", "the service behind this route is unavailable; retry shortly" },
-    [504] = { "gateway_timeout", "the service behind this route did not answer in time" },
-}
+-- A refusal: status, code and message (nil: the status's defaults), headers
+-- to send with it, extra fields for the body.
+function _M.new(status, code, message, headers, extra)
+    return { status = status, code = code, message = message, headers = headers, extra = extra }
+end
 
-function _M.body(status, code, message, extra)
-    local d = by_status[status]
-    local t = {
-        error = code or (d and d[1]) or "error",
-        message = message or (d and d[2]) or "error",
-        request_id = request.id(),
-    }
-    if extra then
-        for k, v in pairs(extra) do
+-- The default code and message of a status.
+function _M.default(status)
+    local pair = settings.get().status_codes[status]
+    if pair then
+        return pair[1], pair[2]
+    end
+    return "error", "error"
+end
+
+-- The JSON body of a refusal.
+function _M.render(err, request_id)
+    local code, message = _M.default(err.status)
+    local t = { error = err.code or code, message = err.message or message, request_id = request_id }
+    if err.extra then
+        for k, v in pairs(err.extra) do
             t[k] = v
         end
     end
@@ -47,31 +47,22 @@ function _M.body(status, code, message, extra)
     return json
 end
 
--- Send the error and end the request (any phase before content is sent).
-function _M.exit(status, code, message, extra, headers)
-    ngx.status = status
-    request.assign() -- X-Request-Id comes from $oc_request_id (add_header)
-    local var = ngx.var
-    var.oc_cache_control = "no-store"
+-- Send a refusal and end the request (any phase before content is sent);
+-- only oc.gateway's phase handlers call it.
+function _M.send(err)
+    ngx.status = err.status
+    local id = request.assign() -- X-Request-Id comes from $oc_request_id (add_header)
+    ngx.var.oc_cache_control = "no-store"
     -- Content-Type: the conf's default_type is application/json
-    if headers then
+    if err.headers then
         local h = ngx.header
-        for k, v in pairs(headers) do
+        for k, v in pairs(err.headers) do
             h[k] = v
         end
     end
-    ngx.say(_M.body(status, code, message, extra))
+    ngx.say(_M.render(err, id))
     -- the status is already on the wire; HTTP_OK just ends the request
     return ngx.exit(ngx.HTTP_OK)
-end
-
--- error_page target: nginx (or an upstream failure) chose the status.
-function _M.from_status()
-    local status = ngx.status
-    if not status or status < 400 then
-        status = 500
-    end
-    return _M.exit(status, nil, nil, nil, { ["Content-Type"] = "application/json" })
 end
 
 return _M

@@ -1,7 +1,9 @@
--- The phase handlers the nginx conf calls (one line each there).
--- Access order: request id, forged headers out, credentials -> identity,
--- limits, 401, identity headers in, then the route's own decision
--- (bucket admission, cache lookup, purge).
+-- The phase handlers the nginx conf calls (one line each there), and the
+-- only place that ends a request: modules return values or nil and a
+-- refusal (oc.errors.new), rendered here once.
+-- Access order: request id, credentials -> identity, limits, 401, identity
+-- headers in, then the route's own decision (bucket admission, cache
+-- lookup, purge).
 local cjson = require "cjson.safe"
 local auth = require "oc.auth"
 local bucket = require "oc.bucket"
@@ -9,17 +11,39 @@ local cache = require "oc.cache"
 local errors = require "oc.errors"
 local job_events = require "oc.job_events"
 local limits = require "oc.limits"
+local moves = require "oc.moves"
+local publish = require "oc.publish"
 local request = require "oc.request"
 local settings = require "oc.settings"
 local snapshot = require "oc.snapshot"
+local stream = require "oc.stream"
 local upstream = require "oc.upstream"
 
 local ngx = ngx
 local req = ngx.req
-local sub, find = string.sub, string.find
-local re_find = ngx.re.find
+local pairs = pairs
 
 local _M = {}
+
+local ERR_NOT_FOUND = "no such route; see GET / for the index"
+local ERR_PURGE_ADMIN = "purging the cache needs the admin role"
+local ERR_BUCKET_METHOD = "use POST /bucket"
+local ERR_PURGE_METHOD = "use DELETE /newapi/_cache/<path> or PURGE <path>"
+local ERR_INDEX_METHOD = "GET / only"
+
+local refuse = errors.send
+
+-- Send an answer made in Lua: {status, headers, body}.
+local function answer(a)
+    ngx.status = a.status
+    for k, v in pairs(a.headers or {}) do
+        ngx.header[k] = v
+    end
+    if a.body then
+        ngx.say(a.body)
+    end
+    return ngx.exit(a.status)
+end
 
 function _M.init(json)
     assert(settings.load(json))
@@ -29,93 +53,75 @@ function _M.init_worker()
     snapshot.start()
 end
 
-local function identify()
-    request.assign()
-    local token, why = auth.credentials(ngx.var.http_authorization)
-    if not token then
-        return nil, why
-    end
-    local ident, err = auth.lookup(token)
-    if ident == nil then
-        ngx.log(ngx.ERR, "authentication unavailable: ", err)
-        return errors.exit(503, "auth_unavailable",
-            "credentials cannot be checked right now; retry shortly")
-    end
-    if ident then
-        ngx.var.oc_user_id = ident.id_header -- the access log, and X-User-Id upstream
-    end
-    return ident or nil, ident == false and "unknown" or nil
-end
-
-local function unauthorized(why)
-    local msg = why == "unknown" and "the token is not valid"
-        or why == "malformed" and "malformed credentials; send Authorization: Token <token>"
-        or "credentials required; send Authorization: Token <token>"
-    return errors.exit(401, "unauthorized", msg, nil,
-        { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })
-end
-
--- Only for requests that go upstream (a cache HIT needs none of this).
-local function forward(ident)
-    local ok, why = upstream.prepare(ident)
-    if not ok then
-        return unauthorized(why)
-    end
-end
-
 local function purge(ident, path)
     if not ident then
-        return unauthorized("missing")
+        return refuse(auth.unauthorized("missing"))
     end
     if ident.role ~= "admin" then
-        return errors.exit(403, "forbidden", "purging the cache needs the admin role")
+        return refuse(errors.new(403, "forbidden", ERR_PURGE_ADMIN))
     end
     cache.purge(path)
     ngx.var.oc_cache_control = "no-store"
-    ngx.say(cjson.encode({ purged = path, request_id = request.id() }))
-    return ngx.exit(200)
+    return answer({ status = 200, body = cjson.encode({ purged = path, request_id = request.id() }) })
 end
 
-local NO_CACHE = [[^/newapi/puzzle/.*/(token|move|updates)/?$]]
+-- The route's upstream gets the gateway's identity headers (nil, err: two
+-- Authorization headers).
+local function forward(ident)
+    local ok, why = upstream.prepare(ident)
+    if not ok then
+        return refuse(auth.unauthorized(why))
+    end
+end
 
 -- route: "bucket" | "api" | "jobs" | "publish" | "purge"
 function _M.access(route)
     local method = req.get_method()
     if route == "bucket" and method ~= "POST" then
-        request.assign()
-        return errors.exit(405, "method_not_allowed", "use POST /bucket", nil, { Allow = "POST" })
+        return refuse(errors.new(405, "method_not_allowed", ERR_BUCKET_METHOD, { Allow = "POST" }))
     end
-    local ident, why = identify()
-    limits.enforce(ident)
+    request.assign()
+    local ident, err = auth.identify(ngx.var.http_authorization)
+    if err and err.status ~= 401 then
+        return refuse(err)
+    end
+    if ident then
+        ngx.var.oc_user_id = ident.id_header -- the access log, and X-User-Id upstream
+    end
+    local ok, over = limits.admit(ident, ngx.var.remote_addr)
+    if not ok then
+        return refuse(over)
+    end
     -- no credentials: anonymous on /newapi (the service decides), 401 on /bucket
-    if (why and why ~= "missing") or (route == "bucket" and not ident) then
-        return unauthorized(why)
+    if err and (err.why ~= "missing" or route == "bucket") then
+        return refuse(err)
     end
     if method == "PURGE" then
         return purge(ident, ngx.var.uri)
     end
     if route == "purge" then
         if method ~= "DELETE" then
-            return errors.exit(405, "method_not_allowed",
-                "use DELETE /newapi/_cache/<path> or PURGE <path>", nil, { Allow = "DELETE" })
+            return refuse(errors.new(405, "method_not_allowed", ERR_PURGE_METHOD, { Allow = "DELETE" }))
         end
-        local path = sub(ngx.var.uri, #"/newapi/_cache" + 1)
-        if not find(path, "^/newapi") then
-            path = "/newapi" .. path
-        end
-        return purge(ident, path)
+        return purge(ident, cache.purge_target(ngx.var.uri))
     end
-    local cacheable = route ~= "jobs" and route ~= "bucket" and method == "GET"
-        and not (route == "publish" and re_find(ngx.var.uri, NO_CACHE, "jo"))
+    local cacheable = cache.cacheable(route, method, ngx.var.uri)
     if cacheable then
         local entry, how = cache.lookup(ident)
         if entry then
-            return cache.serve(entry, how)
+            ngx.status = 200
+            ngx.print(cache.serve(entry, how))
+            return ngx.exit(200)
         end
     end
     if route == "bucket" then
         -- refusals first: they need none of the upstream preparation
-        local decision = bucket.decide(ident)
+        req.read_body()
+        local decision
+        decision, err = bucket.decide(ident, req.get_body_data(), snapshot.rules())
+        if not decision then
+            return refuse(err)
+        end
         forward(ident)
         if decision == "ask_api" then
             return ngx.exec("@bucket_api")
@@ -163,17 +169,49 @@ function _M.body_filter()
     end
 end
 
--- GET /newapi/puzzle/<id>/updates/: the SSE stream (oc.stream, owned by
--- the publish service's engineer) unless ?since= asks for catch-up.
+-- GET .../piece/<n>/token/, PATCH .../move/: oc.moves, else the service.
+function _M.moves()
+    local player = publish.user_id()
+    if not player then
+        return refuse(auth.unauthorized("missing"))
+    end
+    local a, err = moves.answer(player)
+    if a == false then
+        return ngx.exec("@publish_plain")
+    elseif not a then
+        return refuse(err)
+    end
+    publish.no_store()
+    return answer(a)
+end
+
+-- GET /newapi/puzzle/<id>/updates/: the SSE stream (oc.stream) unless
+-- ?since= asks for catch-up, or Redis does not hold the puzzle.
 function _M.updates()
     if ngx.var.arg_since then
         return ngx.exec("@publish_plain")
     end
-    local ok, stream = pcall(require, "oc.stream")
-    if not ok then
-        return ngx.exec("@publish_stream")
+    -- the access phase let anonymous callers through (services decide on /newapi)
+    if not publish.user_id() then
+        return refuse(auth.unauthorized("missing"))
     end
-    return stream.serve()
+    local red, id = stream.open(ngx.var.uri)
+    if red == false then
+        return ngx.exec("@publish_stream")
+    elseif not red then
+        return refuse(id)
+    end
+    if not ngx.on_abort(function() ngx.exit(499) end) then
+        ngx.log(ngx.WARN, "stream: lua_check_client_abort is off; a gone client is noticed on the next write")
+    end
+    ngx.status = 200
+    local h = ngx.header
+    h["Content-Type"] = "text/event-stream"
+    h["X-Accel-Buffering"] = "no"
+    publish.no_store()
+    request.assign()
+    stream.relay(red, id)
+    return ngx.exit(ngx.OK)
 end
 
 -- GET /newapi/jobs/<id>/events/stream: oc.job_events (live, Redis pub/sub);
@@ -217,7 +255,7 @@ end
 
 function _M.index()
     if req.get_method() ~= "GET" and req.get_method() ~= "HEAD" then
-        return errors.exit(405, "method_not_allowed", "GET / only", nil, { Allow = "GET" })
+        return refuse(errors.new(405, "method_not_allowed", ERR_INDEX_METHOD, { Allow = "GET" }))
     end
     request.assign()
     ngx.say(settings.get().index_json)
@@ -228,8 +266,16 @@ function _M.not_found()
     if req.get_method() == "PURGE" then
         return _M.access("purge_any")
     end
-    request.assign()
-    return errors.exit(404, "not_found", "no such route; see GET / for the index")
+    return refuse(errors.new(404, "not_found", ERR_NOT_FOUND))
+end
+
+-- error_page target: nginx (or an upstream failure) chose the status.
+function _M.error_page()
+    local status = ngx.status
+    if not status or status < 400 then
+        status = 500
+    end
+    return refuse(errors.new(status, nil, nil, { ["Content-Type"] = "application/json" }))
 end
 
 return _M

@@ -1,11 +1,52 @@
--- Every Redis key the gateway reads, and every shared-dict key it writes,
--- is built here (the Python side: object_challenge/snapshot.py).
+-- Every Redis key the gateway reads or writes, and every shared-dict key,
+-- is built here. Redis keys are oc:<service>:<thing>[:<id>...], the twins
+-- of object_challenge/core/keys.py (gateway snapshot) and
+-- object_challenge/publish/keys.py (puzzle boards); tests/gateway runs this
+-- module and compares (tests/cases/moves.json holds the script key orders).
+local concat = table.concat
+local select = select
+
 local _M = {}
 
--- Redis (published by object_challenge/snapshot.py)
-_M.tokens = "oc:gw:tokens"     -- hash: sha256hex(token) -> identity JSON
-_M.rules = "oc:gw:rules"       -- string: {"prefixes": [...], "grants": [...]}
-_M.version = "oc:gw:version"   -- string (INCR), bumped last
+local function key(...)
+    local parts = { "oc", ... }
+    for i = 2, select("#", ...) + 1 do
+        parts[i] = tostring(parts[i])
+    end
+    return concat(parts, ":")
+end
+
+_M.key = key
+
+-- the snapshot object_challenge/accounts/snapshot.py publishes
+_M.tokens = key("gw", "tokens")     -- hash: sha256hex(token) -> identity JSON
+_M.rules = key("gw", "rules")       -- string: {"prefixes": [...], "grants": [...]}
+_M.version = key("gw", "version")   -- string (INCR), bumped last
+
+-- the publish service's boards (one puzzle's keys share the meta key as stem)
+_M.pub_scripts = key("pub", "scripts") -- hash: script SHA1s and their settings
+_M.pub_dirty = key("pub", "dirty")     -- zset: puzzles not yet written back
+
+function _M.pub_meta(puzzle)
+    return key("pub", "puzzle", puzzle)
+end
+
+function _M.pub_channel(puzzle)
+    return key("pub", "puzzle", puzzle, "channel")
+end
+
+-- KEYS of publish/scripts/token.lua, in its order
+function _M.token_keys(puzzle, piece, player)
+    local s = _M.pub_meta(puzzle)
+    return { s, s .. ":pieces", s .. ":lock:" .. piece, s .. ":token:" .. piece, s .. ":ban:" .. player }
+end
+
+-- KEYS of publish/scripts/move.lua, in its order
+function _M.move_keys(puzzle, piece, player)
+    local s = _M.pub_meta(puzzle)
+    return { s, s .. ":pieces", s .. ":groups", s .. ":updates", s .. ":token:" .. piece,
+             s .. ":lock:" .. piece, s .. ":rate:" .. player, s .. ":ban:" .. player, _M.pub_dirty }
+end
 
 -- the job queue's (twins of object_challenge/jobs/keys.py)
 function _M.jobs_job(job_id)

@@ -43,12 +43,14 @@ function _M.headers(burst, retry_after, reset)
     }
 end
 
--- The access-phase check: per user when authenticated, else per client IP;
--- over the limit the request ends with a 429.
-function _M.enforce(ident)
+local ERR_TOO_MANY = "too many requests; retry after Retry-After seconds"
+
+-- The access-phase check: per user when authenticated, else per client IP.
+-- true, or nil and the 429 to send.
+function _M.admit(ident, addr)
     local conf = settings.get()
     if not conf.rate_limits then
-        return
+        return true
     end
     local ok, retry, reset, burst
     if ident then
@@ -56,13 +58,12 @@ function _M.enforce(ident)
         ok, retry, reset = _M.take("u", ident.user_id, conf.user_rps, burst)
     else
         burst = conf.ip_burst
-        ok, retry, reset = _M.take("ip", ngx.var.remote_addr, conf.ip_rps, burst)
+        ok, retry, reset = _M.take("ip", addr, conf.ip_rps, burst)
     end
     if not ok then
-        return errors.exit(429, "too_many_requests",
-            "too many requests; retry after Retry-After seconds", nil,
-            _M.headers(burst, retry, reset))
+        return nil, errors.new(429, "too_many_requests", ERR_TOO_MANY, _M.headers(burst, retry, reset))
     end
+    return true
 end
 
 return _M

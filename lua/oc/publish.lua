@@ -1,20 +1,8 @@
--- What lua/oc/moves.lua and lua/oc/stream.lua share: the publish service's
--- Redis keys (twins of object_challenge/publish/keys.py; a test compares
--- them), the caller's identity and the no-store header.
+-- What the gateway's puzzle answers (oc.moves, oc.stream) share: the
+-- caller's identity and the no-store header. Their Redis keys: oc.keys.
 local ngx = ngx
 
 local _M = {}
-
-function _M.stem(puzzle_id)
-    return "oc:pub:puzzle:" .. puzzle_id
-end
-
-function _M.channel(puzzle_id)
-    return _M.stem(puzzle_id) .. ":channel"
-end
-
-_M.SCRIPTS = "oc:pub:scripts"
-_M.DIRTY = "oc:pub:dirty"
 
 -- The caller's user id as the access phase decided it: $oc_user_id (the
 -- gateway's variable; "" for anonymous callers). Only a conf without that

@@ -1,37 +1,43 @@
--- Settings rendered into the nginx conf by nginx/render.py (from
--- object_challenge/config.py), decoded once in init_by_lua.
+-- Settings rendered into the nginx conf by nginx/render.py from
+-- object_challenge/core/config.py, decoded once in init_by_lua. There are no
+-- defaults here: a setting the renderer did not pass is an error, and nginx
+-- does not start (init asserts), so Lua can never disagree with config.py.
 local cjson = require "cjson.safe"
+
+local concat, pairs, ipairs, tonumber, type = table.concat, pairs, ipairs, tonumber, type
 
 local _M = {}
 
-local defaults = {
-    name = "object_challenge",
-    version = "0",
-    gateway_secret = "",
-    body_limit = 65536,
-    snapshot_poll = 0.5,
-    rate_limits = true,
-    user_rps = 50, user_burst = 100,
-    ip_rps = 20, ip_burst = 50,
-    redis = { host = "127.0.0.1", port = 6379, db = 0, password = nil },
-    redis_timeout_ms = 200,
-    auth_ttl = 60, auth_neg_ttl = 5, auth_fallback_ttl = 1,
-    cache_max_body = 512 * 1024,
-    index_json = '{"name":"object_challenge","links":{}}',
+_M.REQUIRED = {
+    "name", "version", "gateway_secret", "body_limit", "snapshot_poll",
+    "rate_limits", "user_rps", "user_burst", "ip_rps", "ip_burst",
+    "redis", "redis_timeout_ms", "auth_ttl", "auth_neg_ttl", "auth_fallback_ttl",
+    "cache_max_body", "index_json", "status_codes",
 }
 
-local current = defaults
+local current
 
+-- The settings table, or nil and what is wrong.
 function _M.load(json)
-    local t, err = cjson.decode(json or "{}")
-    if not t then
-        return nil, "settings: " .. err
+    local t, err = cjson.decode(json or "")
+    if type(t) ~= "table" then
+        return nil, "settings: " .. (err or "not a JSON object")
     end
-    for k, v in pairs(defaults) do
-        if t[k] == nil then
-            t[k] = v
+    local missing = {}
+    for _, name in ipairs(_M.REQUIRED) do
+        if t[name] == nil then
+            missing[#missing + 1] = name
         end
     end
+    if #missing > 0 then
+        return nil, "settings: missing " .. concat(missing, ", ") .. " (render the conf with nginx/render.py)"
+    end
+    -- {"413": ["payload_too_large", "..."]}: JSON keys are strings
+    local codes = {}
+    for status, pair in pairs(t.status_codes) do
+        codes[tonumber(status)] = pair
+    end
+    t.status_codes = codes
     current = t
     return t
 end

@@ -1,4 +1,4 @@
--- Follows the tokens+grants snapshot that object_challenge/snapshot.py
+-- Follows the tokens+grants snapshot that object_challenge/accounts/snapshot.py
 -- publishes: every SNAPSHOT_POLL_SECONDS each worker GETs oc:gw:version and,
 -- when it moved, reloads oc:gw:rules.  The version is part of every token
 -- cache key, so a new version also drops every cached identity.  A change

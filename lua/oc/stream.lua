@@ -10,8 +10,7 @@
 -- A puzzle Redis does not hold (unknown, or Redis lost it) goes to the publish
 -- service, which answers 404 or reloads it and streams itself.
 local errors = require "oc.errors"
-local publish = require "oc.publish"
-local request = require "oc.request"
+local keys = require "oc.keys"
 local store = require "oc.store"
 
 local ngx = ngx
@@ -22,11 +21,49 @@ local _M = {}
 
 local KEEPALIVE = 15          -- seconds between ": keep-alive" comments
 local READ_TIMEOUT = 3600000  -- ms a subscribed read may wait (a quiet puzzle)
+local ROUTE = [[^/newapi/puzzle/(\d{1,18})/updates/?$]]
 
--- A subscribed connection never goes back to the pool: it is closed when the
--- stream ends (a pooled one taken here was already authenticated and selected).
-local connect = store.connect
+local ERR_NO_PUZZLE = "no such puzzle; puzzle ids are whole numbers"
+local ERR_UNAVAILABLE = "the update stream is unavailable; retry shortly"
 
+local function unavailable()
+    return nil, errors.new(503, "stream_unavailable", ERR_UNAVAILABLE)
+end
+
+-- A Redis connection subscribed to the puzzle of uri, or false (a puzzle
+-- Redis does not hold: the publish service decides), or nil and a refusal.
+-- A subscribed connection never goes back to the pool: relay closes it (a
+-- pooled one taken here was already authenticated and selected).
+function _M.open(uri)
+    local m = re_match(uri, ROUTE, "jo")
+    if not m then
+        return nil, errors.new(404, "puzzle_not_found", ERR_NO_PUZZLE)
+    end
+    local puzzle_id = m[1]
+    local red, err = store.connect()
+    if not red then
+        ngx.log(ngx.ERR, "stream: ", err)
+        return unavailable()
+    end
+    local known
+    known, err = red:exists(keys.pub_meta(puzzle_id))
+    if known ~= 1 then
+        red:close()
+        if known == nil then
+            ngx.log(ngx.ERR, "stream: redis exists: ", err)
+        end
+        return false
+    end
+    local res
+    res, err = red:subscribe(keys.pub_channel(puzzle_id))
+    if not res or res[1] ~= "subscribe" then
+        red:close()
+        ngx.log(ngx.ERR, "stream: subscribe: ", err)
+        return unavailable()
+    end
+    red:set_timeout(READ_TIMEOUT)
+    return red, puzzle_id
+end
 
 local function keepalive()
     while true do
@@ -38,63 +75,17 @@ local function keepalive()
     end
 end
 
-function _M.serve()
-    -- the access phase let anonymous callers through (services decide on /newapi)
-    if not publish.user_id() then
-        return errors.exit(401, "unauthorized", "credentials required; send Authorization: Token <token>",
-            nil, { ["WWW-Authenticate"] = 'Token realm="object_challenge"' })
-    end
-    local m = re_match(ngx.var.uri, [[^/newapi/puzzle/(\d{1,18})/updates/?$]], "jo")
-    if not m then
-        return errors.exit(404, "puzzle_not_found", "no such puzzle; puzzle ids are whole numbers")
-    end
-    local puzzle_id = m[1]
-    local red, err = connect()
-    if not red then
-        ngx.log(ngx.ERR, "stream: ", err)
-        return errors.exit(503, "stream_unavailable", "the update stream is unavailable; retry shortly")
-    end
-    local known
-    known, err = red:exists(publish.stem(puzzle_id))
-    if known ~= 1 then
-        red:close()
-        if known == nil then
-            ngx.log(ngx.ERR, "stream: redis exists: ", err)
-        end
-        return ngx.exec("@publish_stream")
-    end
-    local res
-    res, err = red:subscribe(publish.channel(puzzle_id))
-    if not res or res[1] ~= "subscribe" then
-        red:close()
-        ngx.log(ngx.ERR, "stream: subscribe: ", err)
-        return errors.exit(503, "stream_unavailable", "the update stream is unavailable; retry shortly")
-    end
-    red:set_timeout(READ_TIMEOUT)
-
-    local ok = ngx.on_abort(function()
-        ngx.exit(499)
-    end)
-    if not ok then
-        ngx.log(ngx.WARN, "stream: lua_check_client_abort is off; a gone client is noticed on the next write")
-    end
-    ngx.status = 200
-    local h = ngx.header
-    h["Content-Type"] = "text/event-stream"
-    h["X-Accel-Buffering"] = "no"
-    publish.no_store()
-    if ngx.var.oc_request_id == nil then -- older confs: no add_header for it
-        h["X-Request-Id"] = request.id()
-    end
+-- Once the headers are out: ": ok", then one "data:" line per message
+-- until the client or Redis goes away; the connection is closed.
+function _M.relay(red, puzzle_id)
     print(": ok\n\n")
     flush(true)
     local beats = ngx.thread.spawn(keepalive)
-
     while true do
-        res, err = red:read_reply()
+        local res, err = red:read_reply()
         if res then
             if res[1] == "message" then
-                ok = print("data: ", res[3], "\n\n")
+                local ok = print("data: ", res[3], "\n\n")
                 if not ok or not flush(false) then
                     break
                 end
@@ -106,7 +97,6 @@ function _M.serve()
     end
     ngx.thread.kill(beats)
     red:close()
-    return ngx.exit(ngx.OK)
 end
 
 return _M

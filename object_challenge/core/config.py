@@ -49,6 +49,14 @@ def _bool(name, default, environ=None):
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _switch(name, default, environ=None):
+    """An on/off setting: off, 0, false and no turn it off; anything else on."""
+    value = _env(name, None, environ)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("off", "0", "false", "no")
+
+
 def settings_from_env(environ=None):
     """Every setting the services, the gateway renderer and the tools use."""
     e = environ
@@ -78,7 +86,7 @@ def settings_from_env(environ=None):
         "BODY_LIMIT_BYTES": _int("BODY_LIMIT_BYTES", 64 * 1024, e),
         "QUEUE_BODY_LIMIT_BYTES": _int("QUEUE_BODY_LIMIT_BYTES", 1024 * 1024, e),
         "SNAPSHOT_POLL_SECONDS": _float("SNAPSHOT_POLL_SECONDS", 0.5, e),
-        "RATE_LIMITS": _env("RATE_LIMITS", "on", e),
+        "RATE_LIMITS": _switch("RATE_LIMITS", True, e),
         "RATE_LIMIT_USER_RPS": _float("RATE_LIMIT_USER_RPS", 50, e),
         "RATE_LIMIT_USER_BURST": _int("RATE_LIMIT_USER_BURST", 100, e),
         "RATE_LIMIT_IP_RPS": _float("RATE_LIMIT_IP_RPS", 20, e),
@@ -145,6 +153,12 @@ class Config:
     DEBUG = False
     TESTING = False
     NAME = "base"
+    # gateway tunables (not from the environment; nginx/render.py hands them to Lua)
+    GATEWAY_REDIS_TIMEOUT_MS = 200  # each Redis call of the gateway
+    GATEWAY_AUTH_TTL = 60  # s a token's identity stays cached at the edge
+    GATEWAY_AUTH_NEG_TTL = 5  # s an unknown token stays cached
+    GATEWAY_AUTH_FALLBACK_TTL = 1  # s an identity the api service gave (no snapshot) stays cached
+    GATEWAY_CACHE_MAX_BODY = 512 * 1024  # bytes: larger answers are not cached
 
     def __init__(self, environ=None):
         for key, value in settings_from_env(environ).items():

@@ -3,6 +3,10 @@
 ``{"error": "<code>", "message": "<what went wrong and what to do>",
 "request_id": "..."}`` plus any extra fields a contract asks for. Views and
 services raise; only this module renders.
+
+``STATUS_CODES`` is the one status -> error code table: the gateway renders its
+own refusals from it too (nginx/render.py passes it into the Lua settings), so a
+413 is ``payload_too_large`` whoever answers.
 """
 
 import logging
@@ -11,6 +15,31 @@ from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+# status -> (error code, default message), for the services and the gateway
+STATUS_CODES = {
+    400: ("bad_request", "the request could not be parsed"),
+    401: ("unauthorized", "send Authorization: Token <token>"),
+    403: ("forbidden", "this identity may not do that"),
+    404: ("not_found", "no such route; see GET / for the index"),
+    405: ("method_not_allowed", "this route does not take that method"),
+    408: ("request_timeout", "the request was not sent in time"),
+    409: ("conflict", "the request conflicts with the current state"),
+    413: ("payload_too_large", "the request body is over the size limit"),
+    414: ("uri_too_long", "the request URI is too long"),
+    423: ("locked", "the resource is locked"),
+    429: ("too_many_requests", "too many requests; retry after Retry-After seconds"),
+    431: ("headers_too_large", "the request headers are too large"),
+    500: ("internal_error", "the gateway failed; the request id is in the log"),
+    502: ("bad_gateway", "the service behind this route is not answering; retry shortly"),
+    503: ("service_unavailable", "the service behind this route is unavailable; retry shortly"),
+    504: ("gateway_timeout", "the service behind this route did not answer in time"),
+}
+
+
+def code_of(status):
+    """The error code of ``status`` (``error`` for one the table lacks)."""
+    return STATUS_CODES.get(status, ("error",))[0]
 
 
 class ApiError(Exception):
@@ -27,11 +56,11 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
-    status, code = 400, "bad_request"
+    status, code = 400, code_of(400)
 
 
 class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
+    status, code = 401, code_of(401)
 
     def __init__(self, message="send 'Authorization: Token <token>'", **kw):
         kw.setdefault("headers", {"WWW-Authenticate": 'Token realm="object_challenge"'})
@@ -39,23 +68,23 @@ class Unauthorized(ApiError):
 
 
 class Forbidden(ApiError):
-    status, code = 403, "forbidden"
+    status, code = 403, code_of(403)
 
 
 class NotFound(ApiError):
-    status, code = 404, "not_found"
+    status, code = 404, code_of(404)
 
 
 class Conflict(ApiError):
-    status, code = 409, "conflict"
+    status, code = 409, code_of(409)
 
 
 class Locked(ApiError):
-    status, code = 423, "locked"
+    status, code = 423, code_of(423)
 
 
 class TooManyRequests(ApiError):
-    status, code = 429, "too_many_requests"
+    status, code = 429, code_of(429)
 
     def __init__(self, message, *, retry_after=1, **kw):
         kw.setdefault("headers", {"Retry-After": str(max(1, int(retry_after + 0.999)))})
@@ -63,7 +92,7 @@ class TooManyRequests(ApiError):
 
 
 class ServiceUnavailable(ApiError):
-    status, code = 503, "service_unavailable"
+    status, code = 503, code_of(503)
 
 
 def request_id():
@@ -88,7 +117,7 @@ def _api_error(err):
 
 
 def _http_error(err):
-    code = (err.name or "error").lower().replace(" ", "_")
+    code = STATUS_CODES[err.code][0] if err.code in STATUS_CODES else (err.name or "error").lower().replace(" ", "_")
     headers = {}
     if err.code == 405 and getattr(err, "valid_methods", None):
         headers["Allow"] = ", ".join(err.valid_methods)

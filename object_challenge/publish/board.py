@@ -110,13 +110,7 @@ class Board:
         """Lock ``piece`` for ``player``; a :class:`Grant` or :class:`Refused`."""
         data = _answer(
             self._token(
-                keys=[
-                    keys.meta(puzzle_id),
-                    keys.pieces(puzzle_id),
-                    keys.lock(puzzle_id, piece),
-                    keys.token(puzzle_id, piece),
-                    keys.ban(puzzle_id, player),
-                ],
+                keys=keys.token_keys(puzzle_id, piece, player),
                 args=[piece, player, secrets.token_urlsafe(18), mark, self.lock_ms, self.token_ms],
             )
         )
@@ -128,17 +122,7 @@ class Board:
         """Apply one move; ``{"seq", "complete", "banned"}`` or :class:`Refused`."""
         return _answer(
             self._move(
-                keys=[
-                    keys.meta(puzzle_id),
-                    keys.pieces(puzzle_id),
-                    keys.groups(puzzle_id),
-                    keys.updates(puzzle_id),
-                    keys.token(puzzle_id, piece),
-                    keys.lock(puzzle_id, piece),
-                    keys.rate(puzzle_id, player),
-                    keys.ban(puzzle_id, player),
-                    keys.DIRTY,
-                ],
+                keys=keys.move_keys(puzzle_id, piece, player),
                 args=[
                     puzzle_id,
                     piece,

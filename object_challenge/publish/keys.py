@@ -1,6 +1,8 @@
-"""Every Redis key of the publish service (the gateway's twin: lua/oc/keys.lua ``puzzle_channel``).
+"""Every Redis key of the publish service (the gateway's twin: lua/oc/keys.lua, ``pub_*``).
 
-All of one puzzle's keys share the ``oc:pub:puzzle:<id>`` stem.
+All of one puzzle's keys share the ``oc:pub:puzzle:<id>`` stem. ``token_keys`` and
+``move_keys`` are the KEYS of token.lua and move.lua in their order, the one place
+each side builds them (tests/cases/moves.json holds the order both sides are tested on).
 """
 
 from object_challenge.core.keys import key
@@ -60,3 +62,23 @@ def rate(puzzle_id, player):
 def ban(puzzle_id, player):
     """STRING "1" with PX = MOVE_BAN_SECONDS: the player may not move on this puzzle."""
     return key(SERVICE, "puzzle", puzzle_id, "ban", player)
+
+
+def token_keys(puzzle_id, piece, player):
+    """KEYS of token.lua."""
+    return [meta(puzzle_id), pieces(puzzle_id), lock(puzzle_id, piece), token(puzzle_id, piece), ban(puzzle_id, player)]
+
+
+def move_keys(puzzle_id, piece, player):
+    """KEYS of move.lua."""
+    return [
+        meta(puzzle_id),
+        pieces(puzzle_id),
+        groups(puzzle_id),
+        updates(puzzle_id),
+        token(puzzle_id, piece),
+        lock(puzzle_id, piece),
+        rate(puzzle_id, player),
+        ban(puzzle_id, player),
+        DIRTY,
+    ]

@@ -1,10 +1,11 @@
-"""The gateway's Lua rule, naming check, credential parser, keys and limiter,
-run inside a real nginx on the same case files as the Python side."""
+"""The gateway's Lua rule, naming check, credential parser, keys, limiter and
+settings, run inside a real nginx on the same case files as the Python side."""
+
+import json
 
 import pytest
-import requests
 from helpers import load_cases
-from lua_harness import LuaHarness
+from lua_harness import LuaHarness, rendered_settings
 
 from object_challenge.accounts.identity import parse_authorization
 from object_challenge.buckets.names import name_problem
@@ -20,9 +21,7 @@ def lua():
 
 
 def run(lua, what, payload):
-    answer = requests.post(f"{lua.url}/{what}", json=payload, timeout=10)
-    assert answer.status_code == 200, lua.error_log()[-2000:]
-    return answer.json()
+    return lua.run(what, payload)
 
 
 def test_lua_rule_agrees_with_every_rule_case(lua):
@@ -96,11 +95,20 @@ def test_a_repeated_authorization_header_is_malformed(lua):
 
 
 def test_lua_and_python_build_the_same_snapshot_keys(lua):
-    assert run(lua, "keys", {}) == {
-        "tokens": py_keys.GW_TOKENS,
-        "rules": py_keys.GW_RULES,
-        "version": py_keys.GW_VERSION,
-    }
+    got = run(lua, "keys", {"puzzle": 7, "piece": 3, "player": "5"})
+    assert (got["tokens"], got["rules"], got["version"]) == (py_keys.GW_TOKENS, py_keys.GW_RULES, py_keys.GW_VERSION)
+
+
+def test_the_rendered_settings_have_every_setting_lua_requires(lua):
+    assert run(lua, "settings", json.dumps(rendered_settings())) == {"ok": True}
+
+
+@pytest.mark.parametrize("missing", ["redis", "status_codes", "auth_ttl"])
+def test_lua_refuses_settings_the_renderer_did_not_pass(lua, missing):
+    settings = rendered_settings()
+    del settings[missing]
+    answer = run(lua, "settings", json.dumps(settings))
+    assert answer["ok"] is False and missing in answer["error"]
 
 
 @pytest.mark.parametrize("burst", [1, 5, 100])

@@ -1,14 +1,23 @@
-"""A tiny nginx that runs the gateway's Lua modules on case tables (no stack needed)."""
+"""A tiny nginx that runs the gateway's Lua modules on case tables (no stack needed).
 
+Its endpoints are the functions of tests/lua/harness.lua: ``harness.run("keys", payload)``
+POSTs the payload as JSON and returns the decoded answer.
+"""
+
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+import requests
+
+from object_challenge.core import config
 from object_challenge.dev.devstores import free_port, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 CONF = """\
 {run_as}load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -39,6 +48,14 @@ http {{
 """
 
 
+def rendered_settings(environ=None):
+    """The settings nginx/render.py puts into the conf for ``environ`` (the testing config)."""
+    spec = importlib.util.spec_from_file_location("_oc_render", ROOT / "nginx" / "render.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    return render.lua_settings(config.load("testing", environ or {}))
+
+
 class LuaHarness:
     def __init__(self):
         self.tmp = Path(tempfile.mkdtemp(prefix="oc-lua-harness-"))
@@ -57,6 +74,13 @@ class LuaHarness:
         )
         wait_for_port(self.port, process=self.process, what="lua harness nginx")
         return self
+
+    def run(self, what, payload):
+        """POST ``payload`` (JSON, or text as it is) to harness.lua's ``what``; the decoded answer."""
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        answer = requests.post(f"{self.url}/{what}", data=data, timeout=10)
+        assert answer.status_code == 200, self.error_log()[-2000:]
+        return answer.json()
 
     def stop(self):
         if self.process and self.process.poll() is None:
