@@ -39,10 +39,26 @@ local function answer(a)
     for k, v in pairs(a.headers or {}) do
         ngx.header[k] = v
     end
-    if a.body then
-        ngx.say(a.body)
+    if not a.body then
+        return ngx.exit(a.status)
     end
-    return ngx.exit(a.status)
+    ngx.print(a.body)
+    return ngx.exit(ngx.HTTP_OK) -- the status is on the wire already
+end
+
+-- Server-Sent Events: the headers, then relay(...) until the client or
+-- Redis goes away (a gone client ends the request at once).
+local function sse(what, relay, ...)
+    if not ngx.on_abort(function() ngx.exit(499) end) then
+        ngx.log(ngx.WARN, what, ": lua_check_client_abort is off; a gone client is noticed on the next write")
+    end
+    ngx.status = 200
+    local h = ngx.header
+    h["Content-Type"] = "text/event-stream"
+    h["X-Accel-Buffering"] = "no"
+    ngx.var.oc_cache_control = "no-store"
+    relay(...)
+    return ngx.exit(ngx.OK)
 end
 
 function _M.init(json)
@@ -62,7 +78,7 @@ local function purge(ident, path)
     end
     cache.purge(path)
     ngx.var.oc_cache_control = "no-store"
-    return answer({ status = 200, body = cjson.encode({ purged = path, request_id = request.id() }) })
+    return answer({ status = 200, body = cjson.encode({ purged = path, request_id = request.id() }) .. "\n" })
 end
 
 -- The route's upstream gets the gateway's identity headers (nil, err: two
@@ -199,19 +215,9 @@ function _M.updates()
     if red == false then
         return ngx.exec("@publish_stream")
     elseif not red then
-        return refuse(id)
+        return refuse(id) -- id: the refusal
     end
-    if not ngx.on_abort(function() ngx.exit(499) end) then
-        ngx.log(ngx.WARN, "stream: lua_check_client_abort is off; a gone client is noticed on the next write")
-    end
-    ngx.status = 200
-    local h = ngx.header
-    h["Content-Type"] = "text/event-stream"
-    h["X-Accel-Buffering"] = "no"
-    publish.no_store()
-    request.assign()
-    stream.relay(red, id)
-    return ngx.exit(ngx.OK)
+    return sse("stream", stream.relay, red, id)
 end
 
 -- GET /newapi/jobs/<id>/events/stream: oc.job_events (live, Redis pub/sub);
@@ -219,33 +225,18 @@ end
 function _M.job_events()
     local id, err = job_events.job_id(ngx.var.uri)
     if not id then
-        return errors.exit(err.status, err.code, err.message)
+        return refuse(err)
     end
-    local after = ngx.var.http_last_event_id or ngx.var.arg_after or ""
     local s
-    s, err = job_events.open(id, after, job_events.caller())
-    if not s then
-        if err.body then -- the service's own answer (401, 404, 400, 5xx)
-            ngx.status = err.status
-            ngx.var.oc_cache_control = "no-store"
-            local www = err.headers and err.headers["WWW-Authenticate"]
-            if www then
-                ngx.header["WWW-Authenticate"] = www
-            end
-            ngx.print(err.body)
-            return ngx.exit(ngx.HTTP_OK)
-        end
-        return errors.exit(err.status, err.code, err.message)
+    s, err = job_events.open(id, ngx.var.http_last_event_id or ngx.var.arg_after or "", job_events.caller())
+    if not s and err.body then -- the service's own answer (401, 404, 400, 5xx), as it is
+        ngx.var.oc_cache_control = "no-store"
+        local www = err.headers and err.headers["WWW-Authenticate"]
+        return answer({ status = err.status, headers = { ["WWW-Authenticate"] = www }, body = err.body })
+    elseif not s then
+        return refuse(err)
     end
-    if not ngx.on_abort(function() ngx.exit(499) end) then
-        ngx.log(ngx.WARN, "job events: lua_check_client_abort is off; a gone client is noticed on the next write")
-    end
-    ngx.status = 200
-    ngx.header["Content-Type"] = "text/event-stream"
-    ngx.header["X-Accel-Buffering"] = "no"
-    ngx.var.oc_cache_control = "no-store"
-    job_events.relay(s)
-    return ngx.exit(ngx.OK)
+    return sse("job events", job_events.relay, s)
 end
 
 -- Rewrite phase of /_oc/jobs/ (the stream's catch-up subrequests).

@@ -16,6 +16,7 @@
 -- Redis hash; once it is final (or the hash is gone: finished and recorded),
 -- a last catch-up from the service sends what is left and "event: end". A
 -- comment goes out at least every KEEPALIVE seconds.
+local errors = require "oc.errors"
 local keys = require "oc.keys"
 local store = require "oc.store"
 
@@ -38,7 +39,7 @@ local ERR_NO_JOB = "no such job; check the id (GET /newapi/jobs/<id> reads any s
 local ERR_UNAVAILABLE = "the event stream is unavailable; retry shortly"
 
 local function refusal(status, code, message)
-    return { status = status, code = code, message = message }
+    return errors.new(status, code, message)
 end
 
 -- The job id of a stream URI, or nil and a refusal.

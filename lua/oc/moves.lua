@@ -129,7 +129,7 @@ function _M.answer(player)
     end
     return { status = 200, headers = { ["Content-Type"] = "application/json" },
              body = cjson.encode({ token = data.token, lock = (data.now_ms + data.lock_ms) / 1000,
-                                   expires = (data.now_ms + data.token_ms) / 1000 }) }
+                                   expires = (data.now_ms + data.token_ms) / 1000 }) .. "\n" }
 end
 
 return _M
