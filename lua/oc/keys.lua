@@ -50,11 +50,11 @@ end
 
 -- the job queue's (twins of object_challenge/jobs/keys.py)
 function _M.jobs_job(job_id)
-    return "oc:jobs:job:" .. job_id              -- hash: the live job (state, ...)
+    return key("jobs", "job", job_id)             -- hash: the live job (state, ...)
 end
 
 function _M.jobs_events_channel(job_id)
-    return "oc:jobs:events-channel:" .. job_id   -- pub/sub: each stored event's JSON
+    return key("jobs", "events-channel", job_id)  -- pub/sub: each stored event's JSON
 end
 
 -- shared dicts (gateway-local)

@@ -58,6 +58,13 @@ function _M.keys()
 end
 
 -- the rendered settings (JSON text) -> {"ok"} or {"error"}
+-- {"job"} -> the job queue's keys oc.keys builds (oc.job_events reads them)
+function _M.job_keys()
+    local keys = require "oc.keys"
+    local c = cases()
+    answer({ job = keys.jobs_job(c.job), channel = keys.jobs_events_channel(c.job) })
+end
+
 function _M.settings()
     local settings = require "oc.settings"
     ngx.req.read_body()
