@@ -54,7 +54,7 @@ def enqueue(stack, title, queue, token="token_1"):
 
 
 def test_dashboard_is_a_static_shell_with_a_strict_csp(stack):
-    answer = requests.get(f"{stack.url}/dashboard/", timeout=10)
+    answer = requests.get(f"{stack.url}/dashboard/", timeout=30)  # the session's first request on a loaded machine
     assert answer.status_code == 200
     csp = answer.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
@@ -215,3 +215,27 @@ def test_a_finished_run_shows_its_verdict_on_the_runs_page(stack, browser, shot)
     # its output is on the job page (the job's events)
     browser.get(f"{stack.url}/dashboard/#/job/{run_id}")
     wait_until(lambda: "hi from the dashboard test" in text_of(browser, "#events"), message="the run's output")
+
+
+def test_a_campaign_shows_its_progress_bar(stack, browser, shot):
+    name = f"dash-{uuid.uuid4().hex[:6]}"
+    made = requests.post(
+        f"{stack.url}/newapi/campaigns",
+        headers=auth("token_admin"),
+        json={"name": name, "source": "players", "range": {"start": 1, "end": 40}, "batch_size": 10},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    campaign_id = made.json()["campaign_id"]
+    started = requests.post(
+        f"{stack.url}/newapi/campaigns/{campaign_id}/passes", headers=auth("token_admin"), timeout=10
+    )
+    assert started.status_code == 201, started.text
+    login(browser, f"{stack.url}/dashboard/#/campaigns", "token_admin")
+    card = f'section[data-campaign="{campaign_id}"]'
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, f"{card} progress"), message="the campaign's bar")
+    # the test stack runs no worker on the campaigns queue: the pass stays at 0% (issue 16
+    # asks for a bar that reaches 100%; that needs a players worker in the stack)
+    text = text_of(browser, card)
+    assert name in text and "pass 1" in text and "batches 0/4 done" in text and "%" in text
+    shot(browser, "dashboard_campaigns")

@@ -276,20 +276,6 @@
     }
   }
 
-  // Runs and campaigns: their services' own list routes, when they are deployed.
-  async function optionalList(title, path, describe) {
-    try {
-      const { data } = await api(path);
-      const items = data.items || data.runs || data.campaigns || [];
-      return [el("h1", {}, title), el("div", { class: "list" }, items.slice(0, PAGE).map(describe))];
-    } catch (err) {
-      if (err.status === 404 || err.status === 405) {
-        return [el("h1", {}, title), el("p", { class: "empty" }, `The ${title.toLowerCase()} service is not on this deployment.`)];
-      }
-      throw err;
-    }
-  }
-
   async function runs(offset) {
     const { data } = await api(`/newapi/dashboard/runs?offset=${offset}&limit=${PAGE}`);
     return [
@@ -310,18 +296,59 @@
     ];
   }
 
-  const campaigns = () =>
-    optionalList("Campaigns", "/newapi/campaigns/?limit=25", (c) => {
-      const total = Number(c.total || 0);
-      const done = Number(c.done || c.processed || 0);
-      return el(
-        "div",
-        { class: "campaign" },
-        el("h2", {}, String(c.name || c.campaign_id || "")),
-        el("progress", { max: String(total || 1), value: String(done) }),
-        ` ${total ? Math.floor((100 * done) / total) : 0}%`,
-      );
-    });
+  // Campaigns: the campaigns service's own routes (list, then each one's progress).
+  async function campaigns(offset) {
+    let list;
+    try {
+      list = (await api("/newapi/campaigns")).data.campaigns;
+    } catch (err) {
+      if (err.status === 404) return [el("h1", {}, "Campaigns"), el("p", { class: "empty" }, "No campaigns service here.")];
+      throw err;
+    }
+    const page = list.slice(offset, offset + PAGE);
+    const progress = await Promise.all(
+      page.map((c) => api(`/newapi/campaigns/${enc(c.campaign_id)}`).then((r) => r.data, () => null)),
+    );
+    return [
+      el("h1", {}, "Campaigns"),
+      pager(list.length, offset, (o) => `#/campaigns/${o}`),
+      progress.length ? progress.filter(Boolean).map(campaignCard) : el("p", { class: "empty" }, "no campaign yet"),
+    ];
+  }
+
+  function campaignCard(c) {
+    const span = c.pass_range ? c.pass_range.end - c.pass_range.start + 1 : 0;
+    const pct = span ? Math.min(100, Math.floor((100 * c.ids_done) / span)) : c.state === "done" ? 100 : 0;
+    const b = c.batches || {};
+    const failed = c.failed_batches || [];
+    return el(
+      "section",
+      { class: "card campaign", "data-campaign": c.campaign_id },
+      el("h2", {}, c.name, " ", el("span", { class: "facts" }, `(${c.state}${c.paused ? ", paused" : ""}, pass ${c.pass})`)),
+      el("p", {}, el("progress", { max: "100", value: String(pct) }), el("span", { class: "pct" }, ` ${pct}%`)),
+      el(
+        "p",
+        { class: "facts" },
+        `ids ${c.ids_done} of ${span} · ${c.ids_per_second ?? "–"} ids/s · ETA ${c.eta_s ?? "–"} s · ` +
+          `batches ${b.done || 0}/${b.total || 0} done, ${b.running || 0} running, ${b.queued || 0} queued, ${b.failed || 0} failed · ` +
+          `players found ${c.players_found}`,
+      ),
+      (c.growth || []).length
+        ? el("p", { class: "facts" }, "growth: ", c.growth.map((g) => JSON.stringify(g)).join("; "))
+        : null,
+      failed.length
+        ? el(
+            "div",
+            {},
+            el("h3", {}, `Failed batches (${failed.length})`),
+            el("pre", { class: "doc" }, JSON.stringify(failed.slice(0, 10), null, 1)),
+            button("retry failed batches", () =>
+              api(`/newapi/campaigns/${enc(c.campaign_id)}/batches/retry`, { method: "POST", body: {} }),
+            ),
+          )
+        : null,
+    );
+  }
 
   async function puzzles(offset) {
     const { data } = await api(`/newapi/dashboard/puzzles?offset=${offset}&limit=${PAGE}`);
@@ -354,7 +381,7 @@
     [/^#\/finished\/(completed|failed|cancelled)(?:\/(\d+))?$/, (m) => finishedView(m[1], Number(m[2] || 0)), false],
     [/^#\/job\/([^/]+)$/, (m) => jobView(decodeURIComponent(m[1])), false],
     [/^#\/runs(?:\/(\d+))?$/, (m) => runs(Number(m[1] || 0)), true],
-    [/^#\/campaigns$/, () => campaigns(), true],
+    [/^#\/campaigns(?:\/(\d+))?$/, (m) => campaigns(Number(m[1] || 0)), true],
     [/^#\/puzzles(?:\/(\d+))?$/, (m) => puzzles(Number(m[1] || 0)), true],
   ];
 
