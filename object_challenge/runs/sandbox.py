@@ -27,7 +27,9 @@ import errno
 import fcntl
 import json
 import os
+import platform
 import resource
+import select
 import selectors
 import shutil
 import signal
@@ -48,6 +50,9 @@ RUN_UID_BASE, RUN_UID_COUNT = 61000, 256
 # two workers never share a uid (one's sweep would kill the other's program).
 UID_LOCK_DIR = os.path.join(tempfile.gettempdir(), "oc-run-uids")
 INNER_ID = "65534"
+CGROUP_ROOT = "/sys/fs/cgroup"
+CLEAN_MARK = b"clean"  # in a uid's lock file: its last box ended with every process gone
+BUSY_MARK = b"inuse"  # (same length: overwritten in place)
 FLUSH_EVERY_S = 0.1
 CANCEL_POLL_S = 0.2
 DRAIN_AFTER_EXIT_S = 0.5
@@ -103,6 +108,8 @@ class Box:
         self._lock_fd = None
         self._cgroups = []
         self._oom_kills = 0
+        # False once a run's processes could not be proven gone (then sweeps by uid run)
+        self._clean = True
 
     # -- life cycle -------------------------------------------------------------
     def __enter__(self):
@@ -113,17 +120,22 @@ class Box:
             self.uid = self._take_uid()
         self.work_dir = tempfile.mkdtemp(prefix="box-", dir=self.base_dir)
         if self.use_cgroups:
-            # named by the run uid (locked), so a crashed worker's leftovers get reused
-            self._cgroups = _make_cgroups(f"oc-run-{self.uid if self.uid is not None else os.getpid()}")
+            # named by the run uid (locked): reused by the next Box with this uid (kept
+            # after the box closes, emptied), and a crashed worker's leftovers are killed
+            self._cgroups = _cgroups_for(f"oc-run-{self.uid if self.uid is not None else os.getpid()}")
         return self
 
     def __exit__(self, *exc):
         self.kill_all(sweep_uid=True)
-        for path in self._cgroups:
-            _remove_cgroup(path)
+        if self.uid is None:  # named by the worker's pid: nobody reuses them
+            for path in self._cgroups:
+                _forget_cgroup(path)
         if self.work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         if self._lock_fd is not None:
+            if self._clean:  # every process of the uid is gone: the next taker needs no sweep
+                with contextlib.suppress(OSError):
+                    os.pwrite(self._lock_fd, CLEAN_MARK, 0)
             os.close(self._lock_fd)
         return False
 
@@ -147,21 +159,32 @@ class Box:
                 os.close(fd)
                 continue
             self._lock_fd = fd
-            _kill_uid(uid)  # leftovers of a crashed worker, if any
+            # the last holder marked the uid clean when it closed its box with every
+            # process of the run gone; else (a crashed worker) sweep its leftovers
+            clean = os.pread(fd, len(CLEAN_MARK), 0) == CLEAN_MARK
+            os.pwrite(fd, BUSY_MARK, 0)  # not clean while this box holds it
+            if not clean:
+                _kill_uid(uid)
             return uid
         raise SandboxError("no free run uid: too many concurrent runs on this host")
 
     def kill_all(self, sweep_uid=False):
-        """Kill every process of this run (the pid namespace is gone already: a sweep).
+        """Kill every process of this run left after a command.
 
-        Cgroup membership is inherited and cannot be left without privileges, so when
-        there is a cgroup its list is enough; the uid sweep (a /proc scan) runs when
-        there is none, and once more when the box closes.
+        Every process of a run is in its pid namespace, and the kernel kills (and waits
+        for) every process of a pid namespace before its init becomes a zombie: once
+        ``run`` has seen the sandbox's pid 1 exit, nothing of the run is left and no
+        sweep is needed (``self._clean``). Otherwise: cgroup membership is inherited
+        and cannot be left without privileges, so a cgroup's list is enough; the uid
+        sweep (a /proc scan) runs when there is no cgroup, and once more when the box
+        closes.
         """
         for path in self._cgroups:
-            _kill_cgroup(path)
+            _kill_cgroup(path)  # one read of an empty list when clean
+        if self._clean:
+            return
         if self.uid is not None and (sweep_uid or not self._cgroups):
-            _kill_uid(self.uid)
+            self._clean = _kill_uid(self.uid)
 
     # -- one command --------------------------------------------------------------
     def command(self, argv, limits):
@@ -207,10 +230,21 @@ class Box:
         return cmd
 
     def run(self, argv, limits, *, stdin=b"", on_output=None, should_cancel=None):
-        """Run argv (a list; never a shell) inside the box. Returns an Outcome."""
-        filt = build_filter()
+        """Run argv (a list; never a shell) inside the box. Returns an Outcome.
+
+        The start, with no Python code between fork and exec (a ``preexec_fn`` makes
+        subprocess fork the whole worker, ~7 ms here, instead of vfork): bwrap is
+        spawned as the run uid (``_as_run_uid``) in a new session and sets the sandbox
+        up; its pid 1 then waits on ``--block-fd`` before it loads seccomp and forks
+        the program. Meanwhile the worker reads pid 1's pid from ``--json-status-fd``,
+        moves it into the run's cgroups and sets its rlimits (``prlimit``), and only
+        then lets it go on: the program and everything it starts inherit both, and no
+        user code runs before they are in place. If that fails, the sandbox is killed
+        without ever being released.
+        """
+        filt = _filter()
         keep = []
-        seccomp_fd = status_r = status_w = stdin_fd = None
+        seccomp_fd = status_r = status_w = stdin_fd = block_r = block_w = inner_fd = None
         try:
             cmd = self.command(argv, limits)
             if filt is not None:
@@ -218,36 +252,54 @@ class Box:
                 cmd += ["--seccomp", str(seccomp_fd)]
                 keep.append(seccomp_fd)
             status_r, status_w = os.pipe()
-            keep.append(status_w)
-            cmd += ["--json-status-fd", str(status_w), "--", *argv]
+            block_r, block_w = os.pipe()
+            keep += [status_w, block_r]
+            cmd += ["--json-status-fd", str(status_w), "--block-fd", str(block_r), "--", *argv]
             stdin_fd = _memfd("oc-stdin", stdin if isinstance(stdin, bytes) else stdin.encode())
             for path in self._cgroups:
                 _reset_cgroup(path, limits)
                 if "/memory/" in path:
                     self._oom_kills = _read_oom_kills(path)
+            rlimits = _rlimits(limits, self.uid)
+            was_clean, self._clean = self._clean, False  # until this run is seen gone
             started = time.monotonic()
-            proc = subprocess.Popen(
-                cmd,
-                stdin=stdin_fd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(SANDBOX_ENV),
-                close_fds=True,
-                pass_fds=keep,
-                # only os calls in it: safe after fork even with threads in the worker
-                preexec_fn=_preexec(self.uid, _rlimits(limits, self.uid), self._cgroups),
-            )
-            os.close(status_w)
-            status_w = None
+            with _thread_in_cgroups(self._cgroups):  # bwrap is born in them
+                proc, rlimits = _spawn(
+                    self.uid,
+                    rlimits,
+                    cmd,
+                    stdin=stdin_fd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=dict(SANDBOX_ENV),
+                    close_fds=True,
+                    pass_fds=keep,
+                )
+            for fd in (status_w, block_r):
+                os.close(fd)
+            status_w = block_r = None
+            inner, status_raw = _await_inner_pid(status_r, proc, limits.wall_s + 5)
+            if inner is not None:
+                inner_fd = _pidfd(inner)
+                try:
+                    _confine(inner, self.uid, rlimits)
+                    os.write(block_w, b"1")  # released: seccomp, fork, exec of the program
+                except (ProcessLookupError, BrokenPipeError):
+                    pass  # its setup failed and it exited: bwrap says why (stderr)
+                except BaseException:
+                    _kill_group(proc.pid)  # never released: no user code ran
+                    raise
+            os.close(block_w)
+            block_w = None
             outcome = _pump(proc, limits, started, on_output, should_cancel)
             outcome.wall_ms = int((time.monotonic() - started) * 1000)
-            inner = _read_status(status_r, outcome)
-            _add_inner_usage(inner, outcome)  # reaps pid 1 first: no zombie in the lists
+            inner = _read_status(status_r, outcome, status_raw)
+            self._clean = was_clean and _reap_inner(inner, inner_fd, outcome)
             self.kill_all()
             self._read_cgroups(outcome)
             return outcome
         finally:
-            for fd in (seccomp_fd, status_r, status_w, stdin_fd):
+            for fd in (seccomp_fd, status_r, status_w, stdin_fd, block_r, block_w, inner_fd):
                 if fd is not None:
                     os.close(fd)
 
@@ -280,24 +332,141 @@ def _rlimits(limits, uid):
     ]
 
 
-def _preexec(uid, rlimits, cgroups):
-    procs_files = [os.path.join(p, "cgroup.procs") for p in cgroups]
+_filter_cache = []
+
+
+def _filter():
+    if not _filter_cache:
+        _filter_cache.append(build_filter())
+    return _filter_cache[0]
+
+
+# setgroups, setresgid, setresuid: raw syscalls change the calling thread only (glibc's
+# setuid() changes every thread of the worker, through a signal to each)
+_CRED_SYSCALLS = {"x86_64": (116, 119, 117), "amd64": (116, 119, 117), "aarch64": (159, 149, 147)}
+_libc = None
+_PRCTL = {"aarch64": 167}.get(platform.machine(), 157)
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+
+
+def _syscall(number, *args):
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    import ctypes
+
+    if _libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _thread_ids_supported():
+    return platform.machine() in _CRED_SYSCALLS
+
+
+@contextlib.contextmanager
+def _as_run_uid(uid):
+    """This thread alone takes ``uid`` (gid likewise, no groups) for the block; a no-op
+    for None.
+
+    What is done inside: spawning bwrap (so that subprocess keeps its vfork path: a
+    ``preexec_fn`` or ``user=`` makes it fork, i.e. copy, the whole worker, ~7 ms here,
+    against ~0.7 ms), and ``prlimit`` on the sandbox's pid 1 (allowed to a caller with
+    the target's ids; the worker's root may lack CAP_SYS_RESOURCE, as it does here).
+    Raw setresgid/setresuid keep the saved id 0, so the thread comes back to root (and
+    its capabilities) after. A child spawned meanwhile inherits the thread's ids, and
+    execve copies the effective ids to the saved ones: bwrap starts with ruid = euid =
+    suid = uid, no way back to root and no capabilities (a non-root exec of a file
+    without file capabilities keeps none; the thread's ambient set is cleared first).
+    Other threads of the worker keep root throughout.
+    """
+    if uid is None:
+        yield
+        return
+    setgroups, setresgid, setresuid = _CRED_SYSCALLS[platform.machine()]
+    groups = os.getgroups()
+    keep = -1  # "unchanged" for setres[ug]id
+    try:
+        _syscall(_PRCTL, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        _syscall(setgroups, 0, 0)
+        _syscall(setresgid, uid, uid, keep)
+        _syscall(setresuid, uid, uid, keep)
+        yield
+    finally:
+        _syscall(setresuid, 0, 0, 0)  # the saved uid 0 allows it; capabilities come back
+        _syscall(setresgid, 0, 0, 0)
+        _set_thread_groups(setgroups, groups)
+        if os.geteuid() != 0 or os.getegid() != 0:  # never go on with the wrong ids
+            raise SandboxError("could not restore the worker thread's credentials")
+
+
+def _spawn(uid, rlimits, cmd, **popen):
+    """Start bwrap as the run uid in a new session. Returns (Popen, rlimits still to set).
+
+    Where this thread's ids cannot be switched alone (an architecture without the
+    syscall numbers above): the fork path, rlimits and ids set in a ``preexec_fn``."""
+    if uid is None or _thread_ids_supported():
+        with _as_run_uid(uid):
+            return subprocess.Popen(cmd, start_new_session=True, **popen), rlimits
 
     def preexec():
-        os.setsid()
-        for path in procs_files:
-            fd = os.open(path, os.O_WRONLY)
-            os.write(fd, b"0")
-            os.close(fd)
         for which, value in rlimits:
             resource.setrlimit(which, value)
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
-    return preexec
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, user=uid, group=uid, extra_groups=[], preexec_fn=preexec, **popen
+    )
+    return proc, []
+
+
+def _set_thread_groups(number, groups):
+    import ctypes
+
+    array = (ctypes.c_uint * max(1, len(groups)))(*groups)
+    if _libc.syscall(ctypes.c_long(number), ctypes.c_long(len(groups)), array) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _await_inner_pid(fd, proc, timeout):
+    """Read bwrap's status pipe until it names the sandbox's pid 1 (``child-pid``).
+
+    Returns (pid or None, the bytes read). bwrap writes it right after clone(), before
+    the child sets anything up; None: bwrap exited first (it could not start) or the
+    timeout passed (then the whole session is killed).
+    """
+    raw = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in raw.split(b"\n")[:-1]:
+            with contextlib.suppress(ValueError):
+                doc = json.loads(line)
+                if isinstance(doc, dict) and "child-pid" in doc:
+                    return int(doc["child-pid"]), raw
+        left = deadline - time.monotonic()
+        ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
+        if not ready:
+            _kill_group(proc.pid)
+            return None, raw
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None, raw
+        raw += chunk
+
+
+def _confine(pid, uid, rlimits):
+    """Set the rlimits of the (blocked) sandbox pid 1: the program inherits them."""
+    if rlimits:
+        with _as_run_uid(uid):
+            for which, value in rlimits:
+                resource.prlimit(pid, which, value)
+
+
+def _kill_group(pgid):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _memfd(name, data):
@@ -438,9 +607,8 @@ def _sleep(seconds):
     return []
 
 
-def _read_status(fd, outcome):
+def _read_status(fd, outcome, raw=b""):
     """bwrap's --json-status-fd: {"child-pid"} once the sandbox is up, then {"exit-code"}."""
-    raw = b""
     with contextlib.suppress(OSError):
         os.set_blocking(fd, False)
         while chunk := os.read(fd, 4096):
@@ -490,25 +658,31 @@ def become_subreaper():
     return _subreaper
 
 
-def _add_inner_usage(pid, outcome, timeout=2.0):
-    if pid is None or not _subreaper:
-        return
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
+def _reap_inner(pid, pidfd, outcome, timeout=2.0):
+    """Wait for the sandbox's pid 1 to exit, reap it if it is ours; True if it exited.
+
+    pid 1 of a pid namespace becomes a zombie (its pidfd readable) only after the
+    kernel has killed and waited for every other process of the namespace, and no
+    process of a run can leave the namespace (seccomp denies setns/unshare): so True
+    means every process of the run is gone, no /proc sweep needed. Reaping it (as
+    subreaper) adds the whole run's rusage (pid 1 reaped the program).
+    """
+    if pid is None:  # bwrap never cloned the sandbox (or it was killed before saying so)
+        return outcome.killed_for is None and not outcome.started
+    if pidfd is None:
+        return False
+    if not select.select([pidfd], [], [], timeout)[0]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if not select.select([pidfd], [], [], timeout)[0]:
+            return False
+    if _subreaper:
+        with contextlib.suppress(ChildProcessError):  # not reparented to us: no figures
             got, _, usage = os.wait4(pid, os.WNOHANG)
-        except ChildProcessError:  # not ours (not reparented to us): no figures
-            return
-        if got:
-            break
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _, _, usage = os.wait4(pid, 0)
-            break
-        time.sleep(0.002)
-    outcome.cpu_ms += int((usage.ru_utime + usage.ru_stime) * 1000)
-    outcome.memory_kb = max(outcome.memory_kb or 0, usage.ru_maxrss)
+            if got:
+                outcome.cpu_ms += int((usage.ru_utime + usage.ru_stime) * 1000)
+                outcome.memory_kb = max(outcome.memory_kb or 0, usage.ru_maxrss)
+    return True
 
 
 # -- uids ------------------------------------------------------------------------------
@@ -555,9 +729,9 @@ def _kill_uid(uid, seconds=5.0):
 
 
 # -- cgroups (v1, optional) ----------------------------------------------------------
-def _own_cgroup(controller):
+def _own_cgroup(controller, source="/proc/self/cgroup"):
     try:
-        with open("/proc/self/cgroup") as f:
+        with open(source) as f:
             for line in f:
                 _, names, path = line.rstrip("\n").split(":", 2)
                 if controller in names.split(","):
@@ -567,13 +741,70 @@ def _own_cgroup(controller):
     return None
 
 
+@contextlib.contextmanager
+def _thread_in_cgroups(paths):
+    """This thread alone joins the run's cgroups for the block, then goes back to its own.
+
+    A child forked meanwhile is born in them (cgroup membership is inherited), and v1
+    lets one thread move by writing "0" to a cgroup's ``tasks``: that migrates only the
+    caller, without the global lock whose RCU grace period makes a move through
+    ``cgroup.procs`` cost ~5-15 ms here (the earlier design joined in a ``preexec_fn``).
+    """
+    if not paths:
+        yield
+        return
+    back = []
+    try:
+        for path in paths:
+            controller = path[len(CGROUP_ROOT) + 1 :].split("/", 1)[0]
+            own = _own_cgroup(controller, "/proc/thread-self/cgroup")
+            if own is None:
+                raise SandboxError(f"no own {controller} cgroup")
+            back.append(os.path.join(CGROUP_ROOT, controller, own.lstrip("/")))
+            _write(path, "tasks", 0)
+        yield
+    finally:
+        failed = []
+        for path in back:
+            try:
+                _write(path, "tasks", 0)
+            except OSError as exc:
+                failed.append(f"{path}: {exc}")
+        if failed:  # _kill_cgroup never kills the worker itself, even then
+            raise SandboxError(f"the worker thread could not leave a run cgroup: {'; '.join(failed)}")
+
+
+_cgroup_cache = {}
+
+
+def _cgroups_for(name):
+    """The run cgroups called ``name``, made once per worker and then reused.
+
+    Made (or, left by a crashed worker, emptied) on first use; a box's runs reset
+    their limits and counters, and kill whatever is in them; the directories stay
+    when the box closes (removing and re-creating v1 cgroups per run costs time)."""
+    paths = _cgroup_cache.get(name)
+    if paths is None or not all(os.path.isdir(p) for p in paths):
+        return _cgroup_cache.setdefault(name, _make_cgroups(name))
+    for path in paths:
+        _kill_cgroup(path)  # one read of an empty list, normally
+    return paths
+
+
+def _forget_cgroup(path):
+    for name, paths in list(_cgroup_cache.items()):
+        if path in paths:
+            del _cgroup_cache[name]
+    _remove_cgroup(path)
+
+
 def _make_cgroups(name):
     """Create memory and pids cgroups for a run under the worker's own; [] if not allowed."""
     made = []
     if os.geteuid() != 0:
         return made
     for controller in ("memory", "pids", "cpuacct"):
-        mount = f"/sys/fs/cgroup/{controller}"
+        mount = f"{CGROUP_ROOT}/{controller}"
         own = _own_cgroup(controller)
         if own is None or not os.path.isdir(mount):
             continue
@@ -590,13 +821,24 @@ def _make_cgroups(name):
 
 def _reset_cgroup(path, limits):
     if "/memory/" in path:
-        # memsw (memory+swap) must stay >= memory: the order depends on the direction
-        for name in ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"):
-            with contextlib.suppress(OSError):
-                _write(path, name, limits.memory_mb * MB)
+        want = limits.memory_mb * MB
+        for attempt in range(2):
+            # memsw (memory+swap) must stay >= memory: the order depends on the direction
+            for name in ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"):
+                with contextlib.suppress(OSError):
+                    _write(path, name, want)
+            if _read_int(os.path.join(path, "memory.limit_in_bytes")) == want:
+                break
+            # a reused cgroup still charged (page cache of an earlier run) above the new
+            # limit refuses it (EBUSY): empty it, then again
+            if attempt == 0:
+                with contextlib.suppress(OSError):
+                    _write(path, "memory.force_empty", 0)
+        else:
+            raise SandboxError(f"could not set the run's memory limit in {path}")
         _write(path, "memory.max_usage_in_bytes", 0)
     elif "/pids/" in path:
-        _write(path, "pids.max", limits.processes + 3)
+        _write(path, "pids.max", limits.processes + 3)  # + bwrap, its pid 1, the program
     else:
         _write(path, "cpuacct.usage", 0)
 
@@ -634,9 +876,13 @@ def _kill_cgroup(path):
             return
         if not pids:
             return
+        me = os.getpid()  # listed while one of its threads spawns into the cgroup
+        if pids == [me]:
+            return
         for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            if pid != me:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
 
 

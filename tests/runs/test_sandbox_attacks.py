@@ -381,3 +381,49 @@ def test_build_mode_only_builds():
 def test_python_build_mode_reports_a_syntax_error():
     result = execute("python", "build", [{"name": "main.py", "content": "def f(:\n"}])
     assert result["verdict"] == "build_error"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="run uids and cgroups need a root worker")
+def test_the_program_runs_as_the_run_uid_without_capabilities_in_its_cgroups_with_its_limits():
+    """Seen from outside while it runs: bwrap is spawned from a worker thread that takes
+    the run uid and joins the run's cgroups alone, and the rlimits are set on the
+    sandbox's pid 1 before it is released (sandbox.run)."""
+    seen = {}
+
+    def look(stream, data):
+        if stream != "stdout" or "ready" not in data or seen:
+            return
+        for pid in run_uid_processes(b"main.py"):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if not f.read().startswith(b"/usr/bin/python3\x00"):
+                    continue  # bwrap (outside, and the sandbox's pid 1): its argv names main.py too
+            with open(f"/proc/{pid}/status") as f:
+                status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+            with open(f"/proc/{pid}/cgroup") as f:
+                cgroups = f.read()
+            with open(f"/proc/{pid}/limits") as f:
+                limits = f.read()
+            seen[pid] = (status, cgroups, limits)
+
+    result = run_py(
+        "import time; print('ready', flush=True); time.sleep(1.5)",
+        limits={"processes": 16, "memory_mb": 128},
+        events=look,
+    )
+    assert result["verdict"] == "ok"
+    assert seen, "the program was not found from outside"
+    for status, cgroups, limits in seen.values():
+        uids = set(status["Uid"].split()) | set(status["Gid"].split())
+        assert len(uids) == 1 and sandbox.RUN_UID_BASE <= int(uids.pop()) < sandbox.RUN_UID_BASE + sandbox.RUN_UID_COUNT
+        assert status["Groups"].strip() == ""
+        assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0 and int(status["CapAmb"], 16) == 0
+        for controller in ("memory", "pids", "cpuacct"):
+            assert f":{controller}:" in cgroups and "/oc-run-" in cgroups.split(f":{controller}:")[1].split("\n")[0]
+        lines = {line[:26].strip(): line[26:].split() for line in limits.splitlines()[1:]}
+        assert lines["Max processes"][:2] == ["19", "19"]
+        assert lines["Max address space"][:2] == [str(128 * 1024 * 1024)] * 2
+        assert lines["Max open files"][:2] == ["64", "64"]
+        assert lines["Max core file size"][:2] == ["0", "0"]
+    # the worker thread is back in its own cgroups, with its own ids
+    assert "/oc-run-" not in Path("/proc/thread-self/cgroup").read_text()
+    assert os.geteuid() == 0 and os.getegid() == 0
