@@ -30,3 +30,4 @@ def register(app):
     app.shell_context_processor(_shell_context)
     for command in ops.COMMANDS:
         app.cli.add_command(command)
+    app.extensions["oc.schedule"].extend(ops.SCHEDULE)

@@ -50,6 +50,21 @@ class Stores:
 
 
 @pytest.fixture(scope="session")
+def root_conftest():
+    """This module, for tests that need its helpers (``Stores``, ``make_config``, ``stack_env``):
+    ``from conftest import`` would find the nearest package conftest instead."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        Stores=Stores,
+        make_config=make_config,
+        stack_env=stack_env,
+        _FlaskTransport=_FlaskTransport,
+        _forget_connections=_forget_connections,
+    )
+
+
+@pytest.fixture(scope="session")
 def stores():
     stores = Stores().start()
     yield stores

@@ -92,6 +92,12 @@ def settings_from_env(environ=None):
         "RATE_LIMIT_IP_RPS": _float("RATE_LIMIT_IP_RPS", 20, e),
         "RATE_LIMIT_IP_BURST": _int("RATE_LIMIT_IP_BURST", 50, e),
         "GUNICORN_WORKERS": _int("GUNICORN_WORKERS", 0, e),
+        # job workers `make run` starts (and keeps running)
+        "WORKERS": _int("WORKERS", 1, e),
+        # runners (workers declaring run_program on RUNS_QUEUE) `make run` starts
+        "RUNNERS": _int("RUNNERS", 1, e),
+        # how long a request waits for a store that does not answer before a 503
+        "STORE_TIMEOUT_SECONDS": _float("STORE_TIMEOUT_SECONDS", 1.0, e),
         # job queue (names from the Sisyphus seed)
         "CLIENT_EXPIRY": _int("CLIENT_EXPIRY", 30, e),
         "REDIS_QUEUE_NAME": _env("REDIS_QUEUE_NAME", "queue", e),
@@ -168,8 +174,9 @@ class Config:
         self.MONGODB_SETTINGS = {
             "host": self.MONGO_URI,
             "tz_aware": True,
-            "serverSelectionTimeoutMS": 5000,
-            "connectTimeoutMS": 3000,
+            "serverSelectionTimeoutMS": int(self.STORE_TIMEOUT_SECONDS * 1000),
+            "connectTimeoutMS": int(self.STORE_TIMEOUT_SECONDS * 1000),
+            "socketTimeoutMS": 10000,
         }
         if self.MONGO_DB:
             self.MONGODB_SETTINGS["db"] = self.MONGO_DB

@@ -11,6 +11,8 @@ own refusals from it too (nginx/render.py passes it into the Lua settings), so a
 
 import logging
 
+import pymongo.errors
+import redis.exceptions
 from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -95,6 +97,38 @@ class ServiceUnavailable(ApiError):
     status, code = 503, code_of(503)
 
 
+class StoreUnavailable(ServiceUnavailable):
+    """A store (``redis`` or ``mongodb``) did not answer within STORE_TIMEOUT_SECONDS."""
+
+    code = "store_unavailable"
+
+    def __init__(self, store, detail=""):
+        super().__init__(
+            f"{store} is not answering; retry in a few seconds",
+            headers={"Retry-After": "2"},
+            store=store,
+        )
+        self.detail = detail
+
+
+# what a store that is down or unreachable raises (not: a bad query, a duplicate key)
+STORE_ERRORS = {
+    "redis": (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError),
+    "mongodb": (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError),
+}
+
+
+def store_of(err):
+    """``"redis"`` / ``"mongodb"`` when ``err`` says that store is unreachable, else None."""
+    seen = 0
+    while err is not None and seen < 5:  # also a store error some code wrapped
+        for store, kinds in STORE_ERRORS.items():
+            if isinstance(err, kinds):
+                return store
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
+
+
 def request_id():
     try:
         return request.headers.get("X-Request-Id", "")
@@ -128,6 +162,10 @@ def _http_error(err):
 
 
 def _unexpected(err):
+    store = store_of(err)
+    if store is not None:
+        log.warning("store %s unavailable: %s: %s", store, err.__class__.__name__, str(err)[:200])
+        return _api_error(StoreUnavailable(store))
     log.exception("unhandled error")
     return error_response(500, "internal_error", "unexpected server error; it was logged with this request id")
 

@@ -9,6 +9,8 @@ import redis as redis_lib
 from flask import current_app
 from flask_mongoengine import MongoEngine
 from flask_pymongo import PyMongo
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 db = MongoEngine()
 mongo = PyMongo()
@@ -18,12 +20,16 @@ class RedisProxy:
     """``redis.get(...)`` inside an app context reaches that app's client."""
 
     def init_app(self, app):
+        # short timeouts and one retry: a Redis that does not answer is a fast 503
+        # (core/errors.py), not a request thread held for seconds
+        timeout = app.config.get("STORE_TIMEOUT_SECONDS", 1.0)
         app.extensions["redis"] = redis_lib.Redis.from_url(
             app.config["REDIS_URL"],
             decode_responses=True,
-            socket_timeout=5,
-            socket_connect_timeout=2,
+            socket_timeout=max(5.0, timeout),
+            socket_connect_timeout=timeout,
             health_check_interval=30,
+            retry=Retry(NoBackoff(), 1),
         )
 
     @property
@@ -47,7 +53,15 @@ def init_app(app):
     # forget it so that each app connects with its own MONGODB_SETTINGS.
     db.config = None
     db.init_app(app)
-    mongo.init_app(app, uri=app.config["MONGO_URI"], tz_aware=True, serverSelectionTimeoutMS=5000)
+    timeout_ms = int(app.config.get("STORE_TIMEOUT_SECONDS", 1.0) * 1000)
+    mongo.init_app(
+        app,
+        uri=app.config["MONGO_URI"],
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=10000,
+    )
     redis.init_app(app)
 
 

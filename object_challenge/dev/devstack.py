@@ -6,6 +6,13 @@ gunicorn services (api, jobs, publish, storage), the scheduler and the
 worker(s), then the gateway (Debian's nginx with the lua module, conf rendered
 by ``nginx/render.py``). Stops all of them, in reverse, on Ctrl-C / SIGTERM.
 
+It is a supervisor: a child that dies (any of them, e.g. ``kill -9``) is
+restarted with the same arguments after a backoff (0.5 s, doubling to at most
+4 s; reset once the child has run for 30 s), and each exit and restart is logged
+to ``var/run/logs/stack.log`` (and the terminal). Redis keeps an append-only
+file under ``var/redis/``; when Redis comes back empty anyway, the scheduler
+notices (ops/recovery.py) and recovers jobs and puzzles from MongoDB.
+
     python -m object_challenge.dev.devstack run
 """
 
@@ -14,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +30,10 @@ from object_challenge.dev.devstores import start_mongo, start_redis, wait_for_po
 
 ROOT = config_module.ROOT
 SERVICES = ("api", "jobs", "publish", "storage")
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'  # deployment/gunicorn.conf.py
+BACKOFF_FIRST = 0.5  # s before the first restart of a child
+BACKOFF_MAX = 4.0  # s at most between restarts (a dead child is back within 5 s)
+BACKOFF_RESET = 30.0  # s a child must run before its backoff starts again from BACKOFF_FIRST
 
 
 def _port(addr):
@@ -64,9 +76,14 @@ class Stack:
         self.logs = self.var / "logs"
         self.mongo_file = mongo_file
         self.quiet = quiet
-        self.workers = int(self.env.get("WORKERS", "1")) if workers is None else workers
-        self.runners = int(self.env.get("RUNNERS", "1")) if runners is None else runners
+        self.workers = self.settings["WORKERS"] if workers is None else workers
+        self.runners = self.settings["RUNNERS"] if runners is None else runners
         self.processes = []  # (name, Popen), in start order
+        self.starters = {}  # name -> callable that starts it again (the supervisor's restart)
+        self.restarts = {}  # name -> [failures in a row, restart due at (monotonic) or None, started at]
+        self.lock = threading.RLock()
+        self._supervising = None  # the background supervisor thread (tests), see supervise()
+        self._stopping = threading.Event()
 
     # -- helpers ---------------------------------------------------------
     @property
@@ -81,18 +98,88 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         return open(self.logs / f"{name}.log", "ab", buffering=0)
 
-    def _spawn(self, name, args, env=None, **kw):
-        process = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env or self.env,
-            stdout=self._log(name),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **kw,
-        )
-        self.processes.append((name, process))
+    def event(self, message):
+        """A supervisor event: always in logs/stack.log, on the terminal unless quiet."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / "stack.log", "a") as log:
+            log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+        self.say(message)
+
+    def _add(self, name, starter):
+        """Start a child and remember how, so that the supervisor can start it again."""
+        process = starter()
+        with self.lock:
+            self.starters[name] = starter
+            self.restarts[name] = [0, None, time.monotonic()]
+            self.processes.append((name, process))
         return process
+
+    def _spawn(self, name, args, env=None, prepare=None, **kw):
+        """Start ``args`` as child ``name``; ``prepare()`` runs before each (re)start."""
+
+        def starter():
+            if prepare is not None:
+                prepare()
+            return subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env=dict(env if env is not None else self.env),
+                stdout=self._log(name),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **kw,
+            )
+
+        return self._add(name, starter)
+
+    # -- the supervisor ----------------------------------------------------
+    def supervise_once(self):
+        """Restart the children that died (after their backoff); returns the names restarted."""
+        restarted = []
+        now = time.monotonic()
+        with self.lock:
+            for index, (name, process) in enumerate(list(self.processes)):
+                state = self.restarts.get(name)
+                if state is None or self._stopping.is_set():
+                    continue
+                if process.poll() is None:
+                    if state[0] and now - state[2] >= BACKOFF_RESET:
+                        state[0] = 0
+                    continue
+                if state[1] is None:
+                    _kill_group(process)  # what it leaves behind: gunicorn or nginx workers
+                    delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** state[0])
+                    state[0] += 1
+                    state[1] = now + delay
+                    self.event(f"{name} exited ({process.returncode}); restarting in {delay:g} s")
+                if now < state[1]:
+                    continue
+                try:
+                    fresh = self.starters[name]()
+                except Exception as exc:  # e.g. the binary is gone: try again after the next backoff
+                    state[1] = None
+                    self.event(f"{name} could not be restarted: {exc}")
+                    continue
+                self.processes[index] = (name, fresh)
+                state[1], state[2] = None, time.monotonic()
+                self.event(f"{name} restarted (pid {fresh.pid}; {state[0]} in a row)")
+                restarted.append(name)
+        return restarted
+
+    def supervise(self, interval=0.2):
+        """Keep supervising in a background thread until stop() (tests; ``run`` loops itself)."""
+
+        def loop():
+            while not self._stopping.wait(interval):
+                self.supervise_once()
+
+        self._supervising = threading.Thread(target=loop, name="stack-supervisor", daemon=True)
+        self._supervising.start()
+        return self
+
+    def pid(self, name):
+        with self.lock:
+            return dict(self.processes)[name].pid
 
     def manage(self, *args, check=True, timeout=60):
         """Run ``python manage.py ARGS`` against this stack; returns the CompletedProcess."""
@@ -130,16 +217,19 @@ class Stack:
         if not self.external_mongo:
             port = self.settings["MONGO_PORT"]
             path = self.var.parent / "mongo.sqlite3" if self.mongo_file else None
-            self.processes.append(("mongo", start_mongo(port, path, self._log("mongo"))))
-            wait_for_port(port, process=self.processes[-1][1], what="mongoeco")
+            process = self._add("mongo", lambda port=port, path=path: start_mongo(port, path, self._log("mongo")))
+            wait_for_port(port, process=process, what="mongoeco")
             self.env["MONGO_URI"] = self.settings["MONGO_URI"]
             self.say(f"mongo    {self.settings['MONGO_URI']} ({path or 'memory'})")
         if not self.external_redis:
             port = self.settings["REDIS_PORT"]
-            self.processes.append(("redis", start_redis(port, self.var / "redis", self._log("redis"))))
-            wait_for_port(port, process=self.processes[-1][1], what="redis-server")
+            workdir = self.var.parent / "redis"  # the append-only file, like var/mongo.sqlite3
+            process = self._add(
+                "redis", lambda port=port, workdir=workdir: start_redis(port, workdir, self._log("redis"), persist=True)
+            )
+            wait_for_port(port, process=process, what="redis-server")
             self.env["REDIS_URL"] = self.settings["REDIS_URL"]
-            self.say(f"redis    {self.settings['REDIS_URL']}")
+            self.say(f"redis    {self.settings['REDIS_URL']} (append-only file in {workdir})")
 
     def load_fixtures(self):
         result = self.manage("init")
@@ -150,10 +240,8 @@ class Stack:
         workers = str(self.settings["GUNICORN_WORKERS"] or min(cpu, 2))
         for name in SERVICES:
             addr = self.settings[f"{name.upper()}_ADDR"]
-            # prometheus-client's multiprocess files: one empty directory per service
+            # prometheus-client's multiprocess files: one empty directory per service (each start)
             metrics_dir = self.var / "metrics" / name
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
             self._spawn(
                 name,
                 [
@@ -173,9 +261,15 @@ class Stack:
                     "60",
                     "--graceful-timeout",
                     "5",
+                    # one access line per request, with its request id (as in production)
+                    "--access-logfile",
+                    "-",
+                    "--access-logformat",
+                    ACCESS_LOG_FORMAT,
                     f"object_challenge.wsgi:{name}",
                 ],
                 env={**self.env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+                prepare=lambda metrics_dir=metrics_dir: _empty_dir(metrics_dir),
             )
         for name in SERVICES:
             addr = self.settings[f"{name.upper()}_ADDR"]
@@ -205,7 +299,19 @@ class Stack:
     def render_gateway(self):
         prefix = self.var / "nginx"
         subprocess.run(
-            [sys.executable, str(ROOT / "nginx" / "render.py"), "--flavour", "debian", "--prefix", str(prefix)],
+            [
+                sys.executable,
+                str(ROOT / "nginx" / "render.py"),
+                "--flavour",
+                "debian",
+                "--prefix",
+                str(prefix),
+                # every log of the stack in one directory (logs/nginx.log: nginx's errors)
+                "--access-log",
+                str(self.logs / "nginx-access.log"),
+                "--error-log",
+                str(self.logs / "nginx.log"),
+            ],
             cwd=ROOT,
             env=self.env,
             check=True,
@@ -222,10 +328,12 @@ class Stack:
         self.say(f"gateway  {self.url}")
 
     def stop_process(self, name):
-        for entry in list(self.processes):
-            if entry[0] == name:
-                _terminate([entry])
-                self.processes.remove(entry)
+        with self.lock:
+            for entry in list(self.processes):
+                if entry[0] == name:
+                    _terminate([entry])
+                    self.processes.remove(entry)
+                    self.restarts.pop(name, None)
 
     def restart_gateway(self, **env):
         """Re-render and restart nginx with changed settings (tests of limits etc.)."""
@@ -249,11 +357,27 @@ class Stack:
         return self
 
     def stop(self):
-        _terminate(list(reversed(self.processes)))
-        self.processes.clear()
+        self._stopping.set()
+        if self._supervising is not None:
+            self._supervising.join(timeout=5)
+        with self.lock:
+            _terminate(list(reversed(self.processes)))
+            self.processes.clear()
 
     def dead(self):
         return [(name, p.returncode) for name, p in self.processes if p.poll() is not None]
+
+
+def _empty_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+
+
+def _kill_group(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _terminate(entries, grace=8.0):
@@ -294,18 +418,13 @@ def run():
         f'-d \'{{"bucket": "test1"}}\''
     )
     stack.say(f"logs in {stack.logs}; Ctrl-C stops everything")
-    code = 0
     while not stopping:
-        dead = stack.dead()
-        if dead:
-            stack.say(f"stopping: {', '.join(f'{n} exited ({c})' for n, c in dead)}; see {stack.logs}")
-            code = 1
-            break
+        stack.supervise_once()  # a child that died is restarted (and logged)
         time.sleep(0.2)
     stack.say("stopping ...")
     stack.stop()
     stack.say("stopped")
-    return code
+    return 0
 
 
 if __name__ == "__main__":

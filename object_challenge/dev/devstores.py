@@ -39,8 +39,9 @@ def wait_for_port(port, timeout=20.0, process=None, what="service"):
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f}s")
 
 
-def start_redis(port, workdir, log):
-    """redis-server on 127.0.0.1:port, no persistence (a cache of hot state for dev/tests)."""
+def start_redis(port, workdir, log, persist=False):
+    """redis-server on 127.0.0.1:port; ``persist``: an append-only file in ``workdir``
+    (fsync every second, as in production), else nothing is kept (tests' stores)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server not found: run `make setup` (installs Debian's redis-server)")
@@ -55,7 +56,9 @@ def start_redis(port, workdir, log):
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if persist else "no",
+            "--appendfsync",
+            "everysec",
             "--dir",
             str(workdir),
             "--daemonize",

@@ -174,8 +174,9 @@ class Board:
         return int(seq), retained
 
     # -- loading ------------------------------------------------------------------
-    def load(self, puzzle):
-        """Put ``puzzle`` (a models.Puzzle with pieces) into Redis unless it is there."""
+    def load(self, puzzle, seq=None):
+        """Put ``puzzle`` (a models.Puzzle with pieces) into Redis unless it is there;
+        its sequence continues from ``seq`` (default: the one MongoDB has)."""
         meta = {
             "rows": puzzle.rows,
             "cols": puzzle.cols,
@@ -187,7 +188,7 @@ class Board:
             "oy": puzzle.pieces[0].cy,
             "count": len(puzzle.pieces),
             "status": puzzle.status,
-            "seq": puzzle.seq,
+            "seq": puzzle.seq if seq is None else seq,
             "immovable": sum(1 for p in puzzle.pieces if p.immovable),
         }
         pieces = [[p.id, p.x, p.y, p.r, p.group, int(p.immovable)] for p in puzzle.pieces]
@@ -215,6 +216,7 @@ class Board:
                     keys.updates(puzzle_id),
                     keys.DIRTY,
                     keys.LIVE,
+                    keys.EVICTED,
                 ],
                 args=[puzzle_id, idle_ms],
             )

@@ -16,6 +16,7 @@ number, so an older snapshot never overwrites a newer one (two schedulers are
 harmless).
 """
 
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 2.0
 BATCH = 100  # puzzles looked at per pass
 EVICT_IDLE_SECONDS = 3600  # a written-back board idle this long leaves Redis (reloaded on demand)
+# A board Redis lost is reloaded from MongoDB, which has the seq of its last write-back;
+# moves after that one were acknowledged with higher numbers that are now lost. The
+# reload continues SEQ_GAP above, more than one board takes moves between two
+# write-backs (PUZZLE_FLUSH_SECONDS + 1 s), so a number is never handed out twice
+# and ``?since=`` never misses a move (docs/publish.md).
+SEQ_GAP = 1_000_000
 
 
 def _now_ms():
@@ -116,12 +123,41 @@ def evict_idle(idle_seconds=EVICT_IDLE_SECONDS):
     return sum(found.evict(puzzle_id, int(idle_seconds * 1000)) for puzzle_id in redis.smembers(keys.LIVE))
 
 
+def announce_reload(puzzle_id, seq):
+    """Tell the puzzle's watchers (the SSE stream relays the channel) to read the board again."""
+    message = json.dumps({"reload": True, "puzzle_id": int(puzzle_id), "seq": int(seq)})
+    redis.publish(keys.channel(puzzle_id), message)
+
+
 def reload(puzzle):
-    """Put a puzzle from MongoDB back into Redis (after a Redis loss); False if it was there."""
-    loaded = board.current().load(puzzle)
-    if loaded:
-        log.warning("puzzle %s reloaded into Redis from MongoDB at seq %s", puzzle.puzzle_id, puzzle.seq)
+    """Put a puzzle from MongoDB back into Redis; False if it was there.
+
+    After an eviction (MongoDB has every move) the sequence continues where it was;
+    after a loss it continues SEQ_GAP higher and the watchers get a ``reload`` event.
+    """
+    clean = bool(redis.srem(keys.EVICTED, puzzle.puzzle_id))
+    seq = puzzle.seq if clean else puzzle.seq + SEQ_GAP
+    loaded = board.current().load(puzzle, seq=seq)
+    if loaded and not clean:
+        log.warning("puzzle %s reloaded into Redis from MongoDB (seq %s) at seq %s", puzzle.puzzle_id, puzzle.seq, seq)
+        announce_reload(puzzle.puzzle_id, seq)
     return loaded
+
+
+_BUMP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('HINCRBY', KEYS[1], 'seq', ARGV[1])
+"""
+
+
+def skip_ahead(puzzle_id):
+    """After Redis restarted from its append-only file (which may lack the last second
+    of moves): continue the board's sequence SEQ_GAP higher and tell its watchers."""
+    seq = redis.eval(_BUMP, 1, keys.meta(puzzle_id), SEQ_GAP)
+    if seq is None:
+        return False
+    announce_reload(puzzle_id, seq)
+    return True
 
 
 def reload_missing():

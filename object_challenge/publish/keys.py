@@ -13,6 +13,9 @@ SERVICE = "pub"
 DIRTY = key(SERVICE, "dirty")
 # SET of the puzzle ids whose board Redis holds (load.lua adds, evict.lua removes)
 LIVE = key(SERVICE, "live")
+# SET of the puzzle ids evicted by evict.lua with MongoDB up to date: their reload
+# continues at MongoDB's seq; any other reload (Redis lost the board) jumps above it
+EVICTED = key(SERVICE, "evicted")
 # HASH: the SHA1s of token.lua / move.lua and the settings they run with, so that
 # the gateway (lua/oc/moves.lua) runs exactly what the service would
 SCRIPTS = key(SERVICE, "scripts")

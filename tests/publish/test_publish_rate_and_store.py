@@ -71,7 +71,7 @@ def test_a_move_during_the_ban_is_429_and_keeps_the_token(rate, make_puzzle, pla
 
 
 def test_write_back_then_reload_after_redis_loss(app, make_puzzle, player, redis):
-    from object_challenge.publish import flush
+    from object_challenge.publish import flush, keys
 
     puzzle_id = make_puzzle(rows=3, cols=3)
     p = player("token_1", puzzle_id)
@@ -79,12 +79,36 @@ def test_write_back_then_reload_after_redis_loss(app, make_puzzle, player, redis
     with app.app_context():
         assert flush.flush_puzzle(puzzle_id) == 1
     written = p.pieces()
-    p.take_and_move(2, 333, 444)  # after the last write-back: lost with Redis
+    lost_seq = int(p.take_and_move(2, 333, 444).headers["X-Puzzle-Seq"])  # after the last write-back: lost
+    assert lost_seq == 2
     redis.flushdb()
+    watcher = redis.pubsub()
+    watcher.subscribe(keys.channel(puzzle_id))
+    assert watcher.get_message(timeout=2)["type"] == "subscribe"
     state = p.puzzle()
-    assert state["seq"] == 1
+    # the sequence never goes back: the reload continues above any number handed out
+    assert state["seq"] == 1 + flush.SEQ_GAP
     assert {n: (q["x"], q["y"]) for n, q in p.pieces().items()} == {n: (q["x"], q["y"]) for n, q in written.items()}
-    assert p.take_and_move(2, 333, 444).headers["X-Puzzle-Seq"] == "2"
+    event = watcher.get_message(timeout=2)
+    assert event["type"] == "message"
+    assert json.loads(event["data"]) == {"reload": True, "puzzle_id": puzzle_id, "seq": 1 + flush.SEQ_GAP}
+    watcher.close()
+    next_seq = int(p.take_and_move(2, 333, 444).headers["X-Puzzle-Seq"])
+    assert next_seq > lost_seq
+    updates = p.updates(since=lost_seq)
+    assert [u["seq"] for u in updates] == [next_seq]  # a client resuming at 2 misses nothing
+
+
+def test_an_evicted_board_reloads_at_its_own_seq(app, make_puzzle, player, redis):
+    from object_challenge.publish import flush
+
+    puzzle_id = make_puzzle()
+    p = player("token_1", puzzle_id)
+    p.take_and_move(1, 50, 60)
+    with app.app_context():
+        flush.flush_puzzle(puzzle_id)
+        assert flush.evict_idle(idle_seconds=0) == 1
+    assert p.puzzle()["seq"] == 1  # MongoDB had every move: no jump
 
 
 def test_a_move_after_redis_loss_reloads_the_board(app, make_puzzle, player, redis):

@@ -1,0 +1,39 @@
+"""ops/recovery.py: the scheduler's recovery when Redis lost its data or restarted."""
+
+import json
+
+
+def test_recovery_after_redis_lost_everything(app, make_puzzle, player, redis):
+    from object_challenge.ops import recovery
+    from object_challenge.publish import flush
+
+    puzzle_id = make_puzzle()
+    p = player("token_1", puzzle_id)
+    p.take_and_move(1, 50, 60)
+    with app.app_context():
+        flush.flush_puzzle(puzzle_id)
+        assert recovery.recover_if_redis_lost()  # first pass: no marker yet
+        assert recovery.recover_if_redis_lost() is None  # marker set: nothing to do
+        redis.flushdb()
+        done = recovery.recover_if_redis_lost()
+    assert done["puzzles reloaded"] == 1 and done["snapshot"]
+    assert p.puzzle()["seq"] == 1 + flush.SEQ_GAP  # reloaded by the scheduler, not by a request
+
+
+def test_recovery_after_a_redis_restart_skips_each_live_board_ahead(app, make_puzzle, player, redis):
+    from object_challenge.ops import recovery
+    from object_challenge.publish import flush, keys
+
+    puzzle_id = make_puzzle()
+    p = player("token_1", puzzle_id)
+    seq = int(p.take_and_move(1, 50, 60).headers["X-Puzzle-Seq"])
+    redis.set(recovery.MARKER, "run-id-of-the-redis-before-the-restart")
+    watcher = redis.pubsub()
+    watcher.subscribe(keys.channel(puzzle_id))
+    assert watcher.get_message(timeout=2)["type"] == "subscribe"
+    with app.app_context():
+        done = recovery.recover_if_redis_lost()
+    assert done["puzzles skipped ahead"] == 1
+    assert p.puzzle()["seq"] == seq + flush.SEQ_GAP
+    assert json.loads(watcher.get_message(timeout=2)["data"])["reload"] is True
+    watcher.close()
