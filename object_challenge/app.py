@@ -6,7 +6,7 @@ it registers its worker task modules. ``SERVICES`` says which blueprints each
 gunicorn entry point (wsgi.py) serves; `manage.py` builds them all.
 """
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
 from object_challenge import accounts, api, buckets, campaigns, cli, dashboard, jobs, publish, runs
 from object_challenge.core import config as config_module
@@ -40,6 +40,11 @@ def create_app(config=None, services=None):
     cfg = _resolve_config(config)
     cfg.check()
     app = Flask(__name__)
+    # no redirects: Werkzeug's 308 for a missing trailing slash or a "//" is HTML and its
+    # Location loses the port the client used. A route matches with or without its
+    # trailing slash; "//" in a path is a 404 JSON like any unknown path.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
     app.config.from_mapping(cfg.as_dict())
     app.config["SERVICE_NAMES"] = list(services or SERVICES)
     app.json.sort_keys = False
@@ -66,6 +71,14 @@ def create_app(config=None, services=None):
             "problems": problems,
         }
         return jsonify(body), (200 if not problems else 503)
+
+    @app.after_request
+    def options_answer(response):
+        # Flask answers OPTIONS itself (200, text/html, empty): 204 with Allow instead
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+            response.status_code = 204
+            response.headers.pop("Content-Type", None)
+        return response
 
     cli.register(app)
     return app

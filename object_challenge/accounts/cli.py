@@ -45,6 +45,12 @@ def init_command(directory):
     fixtures.load(directory or fixtures.DEFAULT_DIR, progress=lambda m: click.echo("  " + m))
     version = snapshot.publish()
     click.echo(f"snapshot published to Redis (version {version})")
+    for user, problem in snapshot.refused_users():
+        click.echo(
+            f"refused: user id {user.user_id}: {problem}; its token is refused until you delete it "
+            f"(manage.py user delete NAME) or rename it",
+            err=True,
+        )
 
 
 @click.group("user")
@@ -59,12 +65,22 @@ def user_group():
 @with_appcontext
 @_fail_on((accounts.AccountError,))
 def user_add(name, role, token):
-    """Add a user; a generated token is printed once and never stored in clear."""
+    """Add a user (NAME: 1-64 ASCII letters, digits, '.', '_', '-'); a generated token is printed once."""
     user, token_used = accounts.add_user(name, role, token)
     click.echo(f"user '{user.name}' (id {user.user_id}, role {user.role}) created")
     if token is None:
         click.echo(f"token: {token_used}")
         click.echo("store it now: it is kept only as a hash and cannot be shown again")
+
+
+@user_group.command("delete")
+@click.argument("name")
+@with_appcontext
+@_fail_on((accounts.AccountError,))
+def user_delete(name):
+    """Delete a user and their grants; their token stops working within 2 seconds."""
+    user = accounts.delete_user(name)
+    click.echo(f"user '{user.name}' (id {user.user_id}) deleted")
 
 
 @user_group.command("list")
@@ -110,6 +126,16 @@ def prefix_add(prefix):
     """Add a prefix that grants can reserve."""
     found = accounts.add_prefix(prefix)
     click.echo(f"prefix '{found.prefix}' (id {found.prefix_id}) added")
+
+
+@prefix_group.command("remove")
+@click.argument("prefix")
+@with_appcontext
+@_fail_on((accounts.AccountError,))
+def prefix_remove(prefix):
+    """Remove a prefix and its grants: names starting with it are no longer reserved."""
+    grants = accounts.remove_prefix(prefix)
+    click.echo(f"prefix '{prefix}' removed (with {grants} grants)")
 
 
 @prefix_group.command("list")

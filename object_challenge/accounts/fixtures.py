@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mongoengine import NotUniqueError
 
-from object_challenge.accounts.models import Prefix, User, UserPrefix
+from object_challenge.accounts.models import Prefix, User, UserPrefix, name_problem, prefix_problem
 from object_challenge.core.config import ROOT
 from object_challenge.core.counters import raise_counter
 
@@ -58,6 +58,9 @@ def load(directory=DEFAULT_DIR, progress=None):
             user = User(user_id=int(row["user_id"]), name=row["name"], role=row.get("role", "user"))
         except (KeyError, TypeError, ValueError) as exc:
             raise FixtureError(f"users.json: bad record {row!r} ({exc})") from None
+        problem = name_problem(user.name)
+        if problem:
+            raise FixtureError(f"users.json: user_id {user.user_id}: {problem}")
         user.set_token(row.get("token"))
         if User.objects(user_id=user.user_id).first() or User.objects(name=user.name).first():
             kept += 1
@@ -74,6 +77,9 @@ def load(directory=DEFAULT_DIR, progress=None):
     prefixes = _read(directory, "prefixes.json")
     for row in prefixes:
         prefix = Prefix(prefix_id=int(row["prefix_id"]), prefix=row["prefix"])
+        problem = prefix_problem(prefix.prefix)
+        if problem:
+            raise FixtureError(f"prefixes.json: prefix_id {prefix.prefix_id}: {prefix.prefix!r}: {problem}")
         if Prefix.objects(prefix_id=prefix.prefix_id).first() or not _insert(prefix):
             kept += 1
         else:

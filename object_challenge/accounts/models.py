@@ -2,11 +2,43 @@
 
 import hashlib
 import hmac
+import re
 import secrets
 
 from object_challenge.core.extensions import db
 
 ROLES = ("user", "worker", "admin")
+
+# User names travel to the services in a header (X-User-Name): ASCII letters, digits,
+# '.', '_' and '-', starting with a letter or digit, 1 to 64 characters (README).
+NAME_RULE = "1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+
+
+def name_problem(name):
+    """Why ``name`` cannot be a user name, or None."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        return f"user name {name!r} is not allowed: a user name is {NAME_RULE}"
+    return None
+
+
+# A prefix is the start of bucket names, so it follows the bucket naming rules
+# (buckets/names.py, which this layer may not import): lowercase letters, digits,
+# '-' and '.', 1 to 63 characters, starting with a letter or digit, no '..', not 'xn--'.
+_PREFIX = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+
+
+def prefix_problem(prefix):
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        return (
+            "a prefix is 1 to 63 lowercase letters, digits, '-' or '.', starting with a letter or "
+            "digit (the bucket naming rules)"
+        )
+    if ".." in prefix:
+        return "a prefix must not contain two adjacent periods (the bucket naming rules)"
+    if prefix.startswith("xn--"):
+        return "a prefix must not start with 'xn--' (the bucket naming rules)"
+    return None
 
 
 def hash_token(token):

@@ -7,12 +7,41 @@ Each change is written to MongoDB and then published to the gateway's snapshot
 from mongoengine import NotUniqueError
 
 from object_challenge.accounts import snapshot
-from object_challenge.accounts.models import ROLES, Prefix, User, UserPrefix, new_token
+from object_challenge.accounts.models import ROLES, Prefix, User, UserPrefix, name_problem, new_token, prefix_problem
 from object_challenge.core.counters import next_id
+from object_challenge.core.extensions import db, redis
 
 
 class AccountError(Exception):
     """An operator mistake: the message says what was wrong and what to do."""
+
+
+class StoresDown(AccountError):
+    """A store did not answer before anything was changed."""
+
+
+def stores_answer():
+    """Refuse to start a change while a store is down, so that a command finishes or changes nothing."""
+    for store, ping in (("redis", redis.ping), ("mongodb", lambda: db.get_db().client.admin.command("ping"))):
+        try:
+            ping()
+        except Exception as exc:
+            raise StoresDown(
+                f"{store} is not answering ({exc.__class__.__name__}); nothing was changed: "
+                "start it (make run) or check MONGO_URI / REDIS_URL"
+            ) from None
+
+
+def _publish_or_undo(undo, what):
+    """Publish the snapshot; if Redis fails now, undo the MongoDB change and say so."""
+    try:
+        snapshot.publish()
+    except Exception as exc:
+        undo()
+        raise StoresDown(
+            f"redis stopped answering ({exc.__class__.__name__}) before the gateway learnt of {what}; "
+            "nothing was changed"
+        ) from None
 
 
 def get_user(name):
@@ -33,6 +62,10 @@ def add_user(name, role="user", token=None):
     """Create a user; returns ``(user, token)``. A token is generated unless given."""
     if role not in ROLES:
         raise AccountError(f"role '{role}' is unknown; use one of {', '.join(ROLES)}")
+    problem = name_problem(name)
+    if problem:
+        raise AccountError(problem)
+    stores_answer()
     if User.objects(name=name).first():
         raise AccountError(f"a user named '{name}' already exists")
     token = token or new_token()
@@ -42,11 +75,29 @@ def add_user(name, role="user", token=None):
         user.save(force_insert=True)
     except NotUniqueError:
         raise AccountError(f"user '{name}' or that token already exists") from None
-    snapshot.publish()
+    _publish_or_undo(lambda: User.objects(user_id=user.user_id).delete(), f"user '{name}'")
     return user, token
 
 
+def delete_user(name):
+    """Delete a user and their grants; their token stops working at the gateway."""
+    stores_answer()
+    user = get_user(name)
+    grants = [(g.prefix_id, g.is_allowed) for g in UserPrefix.objects(user_id=user.user_id)]
+
+    def undo():
+        user.save(force_insert=True)
+        for prefix_id, allowed in grants:
+            UserPrefix(user_id=user.user_id, prefix_id=prefix_id, is_allowed=allowed).save()
+
+    UserPrefix.objects(user_id=user.user_id).delete()
+    user.delete()
+    _publish_or_undo(undo, f"the deletion of '{name}'")
+    return user
+
+
 def revoke_token(name):
+    stores_answer()
     user = get_user(name)
     user.set_token(None)
     user.save()
@@ -55,6 +106,7 @@ def revoke_token(name):
 
 
 def rotate_token(name):
+    stores_answer()
     user = get_user(name)
     token = new_token()
     user.set_token(token)
@@ -64,8 +116,10 @@ def rotate_token(name):
 
 
 def add_prefix(prefix):
-    if not prefix or prefix != prefix.strip():
-        raise AccountError("a prefix must be a non-empty string without surrounding spaces")
+    problem = prefix_problem(prefix)
+    if problem:
+        raise AccountError(f"{prefix!r}: {problem}")
+    stores_answer()
     if Prefix.objects(prefix=prefix).first():
         raise AccountError(f"prefix '{prefix}' already exists")
     found = Prefix(prefix_id=next_id("prefix_id"), prefix=prefix)
@@ -73,11 +127,32 @@ def add_prefix(prefix):
         found.save(force_insert=True)
     except NotUniqueError:
         raise AccountError(f"prefix '{prefix}' already exists") from None
-    snapshot.publish()
+    _publish_or_undo(lambda: Prefix.objects(prefix_id=found.prefix_id).delete(), f"prefix '{prefix}'")
     return found
 
 
+def remove_prefix(prefix):
+    """Remove a prefix and every grant on it: names starting with it are no longer reserved."""
+    problem = prefix_problem(prefix)
+    if problem:
+        raise AccountError(f"{prefix!r}: {problem}")
+    stores_answer()
+    found = get_prefix(prefix)
+    grants = [(g.user_id, g.is_allowed) for g in UserPrefix.objects(prefix_id=found.prefix_id)]
+
+    def undo():
+        found.save(force_insert=True)
+        for user_id, allowed in grants:
+            UserPrefix(user_id=user_id, prefix_id=found.prefix_id, is_allowed=allowed).save()
+
+    UserPrefix.objects(prefix_id=found.prefix_id).delete()
+    found.delete()
+    _publish_or_undo(undo, f"the removal of prefix '{prefix}'")
+    return len(grants)
+
+
 def set_grant(user_name, prefix, allowed):
+    stores_answer()
     user, found = get_user(user_name), get_prefix(prefix)
     UserPrefix.objects(user_id=user.user_id, prefix_id=found.prefix_id).update_one(
         set__is_allowed=bool(allowed), upsert=True
@@ -86,6 +161,7 @@ def set_grant(user_name, prefix, allowed):
 
 
 def remove_grant(user_name, prefix):
+    stores_answer()
     user, found = get_user(user_name), get_prefix(prefix)
     deleted = UserPrefix.objects(user_id=user.user_id, prefix_id=found.prefix_id).delete()
     if not deleted:

@@ -198,6 +198,29 @@ def solution(puzzle_id):
     return {"puzzle_id": puzzle_id, "pieces": [{"id": p.id, "x": p.cx, "y": p.cy, "r": 0} for p in puzzle.pieces]}
 
 
+def playable_puzzles(after, limit):
+    """``([puzzle summary], more)``: the active puzzles with an id above ``after``, by id."""
+    found = list(
+        Puzzle.objects(status="active", puzzle_id__gt=after)
+        .only("puzzle_id", "rows", "cols", "table_width", "table_height", "created")
+        .order_by("puzzle_id")
+        .limit(limit + 1)
+    )
+    summaries = [
+        {
+            "puzzle_id": p.puzzle_id,
+            "rows": p.rows,
+            "cols": p.cols,
+            "pieces": p.rows * p.cols,
+            "table_width": p.table_width,
+            "table_height": p.table_height,
+            "url": f"/newapi/puzzle/{p.puzzle_id}/",
+        }
+        for p in found[:limit]
+    ]
+    return summaries, len(found) > limit
+
+
 def updates_since(puzzle_id, since):
     """``(seq, [update JSON strings])``; 404 for an unknown puzzle."""
     if not board.current().exists(puzzle_id):

@@ -16,6 +16,26 @@ from object_challenge.publish import keys, service
 bp = Blueprint("publish", __name__, url_prefix="/newapi/puzzle")
 
 MAX_MARK = 100
+# puzzle ids, piece numbers and sequence numbers are whole numbers below 2^63 (MongoDB's
+# int64); a larger one is a 400 naming it, never a 500 (docs/publish.md)
+MAX_ID = 2**63 - 1
+LIST_LIMIT, LIST_MAX = 100, 1000
+
+
+def _bounded(name, value, code):
+    if not 0 <= value <= MAX_ID:
+        raise BadRequest(f"{name} must be a whole number from 0 to {MAX_ID} (2^63 - 1)", code=code)
+    return value
+
+
+@bp.url_value_preprocessor
+def _check_ids(_endpoint, values):
+    if not values:
+        return
+    if "puzzle_id" in values:
+        _bounded("the puzzle id", values["puzzle_id"], "bad_puzzle_id")
+    if "piece" in values:
+        _bounded("the piece number", values["piece"], "bad_piece")
 
 
 def _json_body():
@@ -49,6 +69,31 @@ def _number(body, name, required=True):
 @require_role("admin")
 def create():
     return jsonify(service.create_puzzle(_json_body(), current_identity())), 202
+
+
+@bp.get("/")
+@authenticated
+def puzzles():
+    """The puzzles a caller may play (active ones), by id: ``?after=<id>&limit=<n>``."""
+    limit = _query_int("limit", LIST_LIMIT, 1, LIST_MAX)
+    after = _query_int("after", 0, 0, MAX_ID)
+    found, more = service.playable_puzzles(after, limit)
+    response = jsonify({"puzzles": found, "next_after": found[-1]["puzzle_id"] if more else None})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _query_int(name, default, low, high):
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}", code=f"bad_{name}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}", code=f"bad_{name}")
+    return value
 
 
 @bp.get("/<int:puzzle_id>/")
@@ -112,8 +157,8 @@ def updates(puzzle_id):
         since = int(since)
     except ValueError:
         raise BadRequest("since must be a whole number (a sequence number, 0 for all)", code="bad_since") from None
-    if since < 0:
-        raise BadRequest("since must be 0 or more", code="bad_since")
+    if not 0 <= since <= MAX_ID:
+        raise BadRequest(f"since must be a whole number from 0 to {MAX_ID} (2^63 - 1)", code="bad_since")
     seq, retained = service.updates_since(puzzle_id, since)
     body = f'{{"puzzle_id":{puzzle_id:d},"seq":{seq:d},"updates":[{",".join(retained)}]}}'
     return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
