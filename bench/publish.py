@@ -78,18 +78,70 @@ def prepare(stack, players):
         if time.monotonic() > deadline:
             raise SystemExit("bench publish: the new players never reached the gateway")
         time.sleep(0.1)
-    for n in range(1, 100):
+    start = session.get(f"{base}/", timeout=5).json()
+    size, cols = start["piece_width"], start["cols"]
+    targets = {n: cell(n) for n in range(1, len(start["pieces"]))}
+    for i in range(1, players + 1):  # the wrk loop moves piece i between cell(i) and cell(100 + i)
+        for where in (cell(i), cell(100 + i)):
+            if _joins(i, where, 0, (start["pieces"][0]["x"], start["pieces"][0]["y"]), cols, size):
+                raise SystemExit(f"bench publish: cell {where} of piece {i} would join the fixed piece 0")
+    for n in safe_order({p["id"]: (p["x"], p["y"]) for p in start["pieces"]}, targets, cols, size):
         grant = session.get(f"{base}/piece/{n}/token/", timeout=5)
-        x, y = cell(n)
+        x, y = targets[n]
         answer = session.patch(
             f"{base}/piece/{n}/move/", json={"token": grant.json()["token"], "x": x, "y": y}, timeout=5
         )
         if answer.status_code != 204:
             raise SystemExit(f"bench publish: placing piece {n}: {answer.status_code} {answer.text}")
     state = session.get(f"{base}/", timeout=5).json()
-    if any(p["group"] != p["id"] for p in state["pieces"]):
-        raise SystemExit("bench publish: a piece joined while placing; run again")
+    joined = [p["id"] for p in state["pieces"] if p["group"] != p["id"]]
+    if joined:  # safe_order rules this out; if it happens, it is a bug, not bad luck
+        raise SystemExit(f"bench publish: pieces {joined} joined while placing (a bug in safe_order)")
     return puzzle_id
+
+
+JOIN_MARGIN = 60  # px: the join tolerance (50) and some room
+
+
+def _neighbours(n, count, cols):
+    row, col = divmod(n, cols)
+    for dr, dc in ((0, -1), (0, 1), (-1, 0), (1, 0)):
+        r, c = row + dr, col + dc
+        if 0 <= c < cols and 0 <= r * cols + c < count and r >= 0:
+            yield r * cols + c
+
+
+def _joins(a, a_at, b, b_at, cols, size):
+    """Would piece ``a`` at ``a_at`` join its neighbour ``b`` at ``b_at`` (within JOIN_MARGIN)?"""
+    dx = (b % cols - a % cols) * size
+    dy = (b // cols - a // cols) * size
+    return abs(b_at[0] - a_at[0] - dx) <= JOIN_MARGIN and abs(b_at[1] - a_at[1] - dy) <= JOIN_MARGIN
+
+
+def safe_order(start, targets, cols, size):
+    """An order to move each piece of ``targets`` from ``start`` to its target with no join.
+
+    Targets are 300 px apart, so two placed pieces never join; a piece can only join a
+    neighbour still at its random start (or the fixed piece 0). Before a piece goes to its
+    target, each neighbour whose start position it would join is placed first.
+    """
+    at, order, placing = dict(start), [], set()
+
+    def place(n):
+        placing.add(n)
+        for m in _neighbours(n, len(start), cols):
+            if m in targets and m not in order and m not in placing and _joins(n, targets[n], m, at[m], cols, size):
+                place(m)
+        for m in _neighbours(n, len(start), cols):
+            if _joins(n, targets[n], m, at[m], cols, size):
+                raise SystemExit(f"bench publish: piece {n} at {targets[n]} cannot avoid joining piece {m}")
+        at[n] = targets[n]
+        order.append(n)
+
+    for n in sorted(targets):
+        if n not in order:
+            place(n)
+    return order
 
 
 def wrk(url, args, mode, target, duration):

@@ -16,7 +16,7 @@ def rid(tag="t"):
 
 
 def access_log(stack):
-    return stack.var / "nginx" / "logs" / "access.log"
+    return stack.access_log
 
 
 def log_entry(stack, request_id, timeout=5.0):

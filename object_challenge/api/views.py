@@ -10,6 +10,29 @@ bp = Blueprint("api", __name__, url_prefix="/newapi")
 internal_bp = Blueprint("internal", __name__, url_prefix="/_internal")
 
 
+@bp.get("/")
+def api_index():
+    """What is under /newapi (linked from the gateway's ``GET /``): public, cacheable."""
+    response = jsonify(
+        {
+            "name": "object_challenge",
+            "version": __version__,
+            "links": {
+                "info": {"href": "/newapi/info", "method": "GET"},
+                "whoami": {"href": "/newapi/whoami", "method": "GET", "auth": "token"},
+                "buckets": {"href": "/newapi/buckets", "method": "GET", "auth": "token"},
+                "create_bucket": {"href": "/bucket", "method": "POST", "auth": "token"},
+                "puzzles": {"href": "/newapi/puzzle/", "method": "GET", "auth": "token"},
+                "enqueue_job": {"href": "/newapi/queue", "method": "POST", "auth": "token"},
+                "job": {"href": "/newapi/jobs/{job_id}", "method": "GET", "auth": "token"},
+                "openapi": {"href": "/newapi/docs/openapi.json", "method": "GET"},
+            },
+        }
+    )
+    response.headers["Cache-Control"] = "public, max-age=30"
+    return response
+
+
 @bp.get("/info")
 def info():
     """Public facts about the service: the same for everyone, cacheable."""

@@ -73,7 +73,8 @@ class Stack:
         self.external_redis = bool(self.env.get("REDIS_URL") or self.env.get("REDIS_URI"))
         self.settings = config_module.settings_from_env(self.env)
         self.var = Path(var_dir or self.settings["VAR_DIR"]) / "run"
-        self.logs = self.var / "logs"
+        self.logs = self.var / "logs"  # every log of the stack (nginx's too)
+        self.access_log = self.logs / "nginx-access.log"  # the gateway's JSON access lines
         self.mongo_file = mongo_file
         self.quiet = quiet
         self.workers = self.settings["WORKERS"] if workers is None else workers
@@ -308,7 +309,7 @@ class Stack:
                 str(prefix),
                 # every log of the stack in one directory (logs/nginx.log: nginx's errors)
                 "--access-log",
-                str(self.logs / "nginx-access.log"),
+                str(self.access_log),
                 "--error-log",
                 str(self.logs / "nginx.log"),
             ],

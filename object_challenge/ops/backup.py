@@ -8,9 +8,13 @@ collection another module adds is included without touching this file:
   ``MONGO_JOB_DB`` (job documents) and ``MONGO_DATA_DB`` (module data), with each
   collection's index definitions;
 - every Redis key of the app (``oc:*``): queue order, leases, live puzzle state.
-  Derived keys are left out (REDIS_DERIVED): the gateway snapshot (``oc:gw:*``),
-  republished after a restore, and the move scripts' SHA1s (``oc:pub:scripts``),
-  republished by the scheduler together with the scripts themselves.
+  Derived keys are left out (REDIS_LEFT_OUT): the gateway snapshot (``oc:gw:*``),
+  republished after a restore, the move scripts' SHA1s (``oc:pub:scripts``),
+  republished by the scheduler together with the scripts themselves, and the
+  recovery marker (``oc:ops:marker``). Ephemeral keys are left out too: worker
+  heartbeats (``oc:jobs:workers``, ``oc:jobs:worker:*``; restored, they would show
+  long-gone workers as alive) and a puzzle's piece locks, move tokens, move rates
+  and bans (seconds long).
 
 Consistency: on a replica set the MongoDB part is read in one snapshot session
 (every collection as of one cluster time; MongoDB keeps a snapshot readable for
@@ -33,6 +37,7 @@ foreign file changes nothing; it writes only into empty databases.
 import gzip
 import logging
 import os
+import re
 import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -57,10 +62,13 @@ FORMAT = "object_challenge-backup"
 VERSION = 1
 ROLES = ("main", "jobs", "data")  # the app's databases, by what they hold
 REDIS_MATCH = "oc:*"
-# derived state, rebuilt by the services and the scheduler, never backed up: the
-# gateway snapshot (from MongoDB) and the move scripts' SHA1s (the scripts must be
-# loaded into the new Redis, which republishing does)
-REDIS_DERIVED = ("oc:gw:", "oc:pub:scripts")
+# never backed up: derived state, rebuilt by the services and the scheduler (the
+# gateway snapshot from MongoDB; the move scripts' SHA1s, as the scripts must be loaded
+# into the new Redis, which republishing does; the recovery marker), and ephemeral
+# state (worker heartbeats; piece locks, move tokens, rates and bans)
+REDIS_LEFT_OUT = re.compile(
+    r"^oc:(gw:|pub:scripts$|ops:marker$|jobs:workers$|jobs:worker:|pub:puzzle:[^:]+:(lock|token|rate|ban):)"
+)
 BATCH = 1000
 # documents keep their exact BSON types (int32 vs int64 vs double, dates); the
 # header, footer and Redis lines are written relaxed, so that they read as plain JSON
@@ -234,7 +242,7 @@ def _redis_keys(client):
     return sorted(
         k
         for k in client.scan_iter(match=REDIS_MATCH, count=1000)
-        if not k.decode("utf-8", "replace").startswith(REDIS_DERIVED)
+        if not REDIS_LEFT_OUT.match(k.decode("utf-8", "replace"))
     )
 
 
@@ -286,7 +294,7 @@ def backup(path, progress=True, include_redis=True):
             )
             total = sum(c["count"] for c in collections) + len(keys)
             with tqdm(
-                total=total, unit="doc", desc="backup", file=sys.stderr, disable=not progress, dynamic_ncols=True
+                total=total, unit="item", desc="backup (documents + Redis keys)", file=sys.stderr, disable=not progress, dynamic_ncols=True
             ) as bar:
                 for role, name in plan:
                     for doc in databases[role][name].find({}, session=session, sort=[("_id", 1)]):
@@ -413,7 +421,7 @@ def restore(path, progress=True, include_redis=True):
 
     pipe = raw.pipeline(transaction=False) if raw is not None else None
     with tqdm(
-        total=total, unit="doc", desc="restore", file=sys.stderr, disable=not progress, dynamic_ncols=True
+        total=total, unit="item", desc="restore (documents + Redis keys)", file=sys.stderr, disable=not progress, dynamic_ncols=True
     ) as bar:
         for number, entry in entries():
             if number == 1 or entry.get("end"):
@@ -464,8 +472,8 @@ def backup_command(out, no_redis, no_progress):
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"backup written to {summary['path']}: {summary['documents']} documents in "
-        f"{summary['collections']} collections, {summary['redis_keys']} Redis keys"
+        f"backup written to {summary['path']}: {summary['documents'] + summary['redis_keys']} items = "
+        f"{summary['documents']} documents in {summary['collections']} collections + {summary['redis_keys']} Redis keys"
         + ("" if summary["snapshot"] else " (no snapshot reads: not a replica set)")
     )
 

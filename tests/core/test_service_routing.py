@@ -25,3 +25,13 @@ def test_options_is_204_with_allow(client, path):
     assert answer.status_code == 204
     assert answer.headers["Allow"] and "OPTIONS" in answer.headers["Allow"]
     assert answer.get_data() == b""
+
+
+def test_the_api_index_answers_and_its_get_links_answer(client):
+    index = client.get("/newapi/")
+    assert index.status_code == 200 and index.get_json()["links"]
+    for link in index.get_json()["links"].values():
+        if link["method"] != "GET" or "{" in link["href"]:
+            continue
+        answer = client.get(link["href"], headers=auth("token_1"))
+        assert answer.status_code == 200, (link, answer.status_code)

@@ -182,6 +182,26 @@ def test_backup_file_is_extended_json_lines_with_every_collection(restored):
     assert not any(line.get("r", "").startswith(("oc:gw:", "oc:pub:scripts")) for line in lines)  # derived
 
 
+def test_backup_leaves_ephemeral_keys_out(app, client, runner, tmp_path, redis):
+    """Worker heartbeats, piece locks, move tokens, rates and bans would come back stale."""
+    _make_state(app, client)
+    assert client.post("/newapi/workers/w9", json={"status": "idle"}, headers=WORKER).status_code in (200, 201, 204)
+    redis.set("oc:pub:puzzle:7:lock:1", "5|tab", px=5000)
+    redis.set("oc:pub:puzzle:7:ban:5", "1", px=5000)
+    assert redis.exists("oc:jobs:workers")
+    out = tmp_path / "ephemeral.jsonl"
+    result = runner.invoke(args=["backup", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    saved = [json.loads(line).get("r", "") for line in out.read_text().splitlines()]
+    assert any(k.startswith("oc:jobs:queue") for k in saved)  # the hot state stays in
+    left_in = [k for k in saved if k.startswith(("oc:jobs:workers", "oc:jobs:worker:", "oc:ops:")) or ":lock:" in k]
+    assert not left_in and not any(":ban:" in k for k in saved)
+    total = int(result.output.split(": ", 1)[1].split(" items", 1)[0])  # the progress bar's count
+    documents = sum(1 for line in out.read_text().splitlines() if '"c":' in line)
+    keys = sum(1 for k in saved if k)
+    assert total == documents + keys and f"{documents} documents" in result.output
+
+
 def test_restore_gives_back_the_same_documents(restored):
     assert restored["restore"].exit_code == 0, restored["restore"].output
     assert "restored" in restored["restore"].output
