@@ -294,7 +294,12 @@ def backup(path, progress=True, include_redis=True):
             )
             total = sum(c["count"] for c in collections) + len(keys)
             with tqdm(
-                total=total, unit="item", desc="backup (documents + Redis keys)", file=sys.stderr, disable=not progress, dynamic_ncols=True
+                total=total,
+                unit="item",
+                desc="backup (documents + Redis keys)",
+                file=sys.stderr,
+                disable=not progress,
+                dynamic_ncols=True,
             ) as bar:
                 for role, name in plan:
                     for doc in databases[role][name].find({}, session=session, sort=[("_id", 1)]):
@@ -421,7 +426,12 @@ def restore(path, progress=True, include_redis=True):
 
     pipe = raw.pipeline(transaction=False) if raw is not None else None
     with tqdm(
-        total=total, unit="item", desc="restore (documents + Redis keys)", file=sys.stderr, disable=not progress, dynamic_ncols=True
+        total=total,
+        unit="item",
+        desc="restore (documents + Redis keys)",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
     ) as bar:
         for number, entry in entries():
             if number == 1 or entry.get("end"):

@@ -59,7 +59,6 @@ def test_newapi_paths_go_to_their_service(stack, path, service):
         ("POST", "/arvan"),
         ("GET", "/_oc/auth"),
         ("GET", "/nope"),
-        ("GET", "/newapi"),
         ("POST", "/bucket/"),
         ("GET", "/static/x.js"),
     ],
@@ -69,6 +68,12 @@ def test_internal_and_unrouted_paths_are_404_json(stack, method, path):
         method, stack.url + path, headers=auth("token_admin"), json={"bucket": "abcdef"}, timeout=5
     )
     is_json_error(answer, 404, "not_found")
+
+
+def test_the_api_index_answers(stack):
+    # (GET /newapi, without the slash, is nginx's own 301 to /newapi/: the gateway's concern, see COORD)
+    answer = requests.get(stack.url + "/newapi/", timeout=5, allow_redirects=False)
+    assert answer.status_code == 200 and answer.json()["links"]["puzzles"]["href"] == "/newapi/puzzle/"
 
 
 def test_service_down_is_a_fast_502_json(stack, gateway):
