@@ -60,7 +60,7 @@ def root_conftest():
         make_config=make_config,
         stack_env=stack_env,
         _FlaskTransport=_FlaskTransport,
-        _forget_connections=_forget_connections,
+        forget_connections=forget_connections,
     )
 
 

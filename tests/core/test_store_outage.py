@@ -40,14 +40,16 @@ def _stop(stores, which):
 
 @pytest.fixture
 def outage_app(own_stores, monkeypatch, root_conftest):
-    _FlaskTransport, _forget_connections = root_conftest._FlaskTransport, root_conftest._forget_connections
+    from helpers import forget_connections
+
+    _FlaskTransport = root_conftest._FlaskTransport
 
     from object_challenge.accounts import fixtures, snapshot
     from object_challenge.app import create_app
     from object_challenge.buckets import service
     from object_challenge.core.extensions import ensure_indexes
 
-    _forget_connections()
+    forget_connections()
     app = create_app(root_conftest.make_config(own_stores))
     with app.app_context():
         ensure_indexes()
@@ -55,7 +57,7 @@ def outage_app(own_stores, monkeypatch, root_conftest):
         snapshot.publish()
     monkeypatch.setattr(service._session, "get_adapter", lambda url: _FlaskTransport(app))
     yield app
-    _forget_connections()
+    forget_connections()
 
 
 def _timed(call):
