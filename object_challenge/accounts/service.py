@@ -22,7 +22,7 @@ class StoresDown(AccountError):
 
 def stores_answer():
     """Refuse to start a change while a store is down, so that a command finishes or changes nothing."""
-    for store, ping in (("redis", redis.ping), ("mongodb", lambda: db.get_db().client.admin.command("ping"))):
+    for store, ping in (("redis", redis.ping), ("mongo", lambda: db.get_db().client.admin.command("ping"))):
         try:
             ping()
         except Exception as exc:

@@ -174,9 +174,12 @@ class Config:
         self.MONGODB_SETTINGS = {
             "host": self.MONGO_URI,
             "tz_aware": True,
+            # a request waits at most this long for a MongoDB that does not answer (503);
+            # connect/socket timeouts stay long: pymongo's monitor uses the connect timeout
+            # for its heartbeats, and a busy server must not be declared down
             "serverSelectionTimeoutMS": int(self.STORE_TIMEOUT_SECONDS * 1000),
-            "connectTimeoutMS": int(self.STORE_TIMEOUT_SECONDS * 1000),
-            "socketTimeoutMS": 10000,
+            "connectTimeoutMS": 5000,
+            "socketTimeoutMS": 30000,
         }
         if self.MONGO_DB:
             self.MONGODB_SETTINGS["db"] = self.MONGO_DB

@@ -98,7 +98,7 @@ class ServiceUnavailable(ApiError):
 
 
 class StoreUnavailable(ServiceUnavailable):
-    """A store (``redis`` or ``mongodb``) did not answer within STORE_TIMEOUT_SECONDS."""
+    """A store (``redis`` or ``mongo``, the names /healthz uses) did not answer within STORE_TIMEOUT_SECONDS."""
 
     code = "store_unavailable"
 
@@ -114,12 +114,12 @@ class StoreUnavailable(ServiceUnavailable):
 # what a store that is down or unreachable raises (not: a bad query, a duplicate key)
 STORE_ERRORS = {
     "redis": (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError),
-    "mongodb": (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError),
+    "mongo": (pymongo.errors.ConnectionFailure, pymongo.errors.ServerSelectionTimeoutError),
 }
 
 
 def store_of(err):
-    """``"redis"`` / ``"mongodb"`` when ``err`` says that store is unreachable, else None."""
+    """``"redis"`` / ``"mongo"`` when ``err`` says that store is unreachable, else None."""
     seen = 0
     while err is not None and seen < 5:  # also a store error some code wrapped
         for store, kinds in STORE_ERRORS.items():

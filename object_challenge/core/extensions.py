@@ -27,7 +27,7 @@ class RedisProxy:
             app.config["REDIS_URL"],
             decode_responses=True,
             socket_timeout=max(5.0, timeout),
-            socket_connect_timeout=timeout,
+            socket_connect_timeout=max(timeout, 1.0),
             health_check_interval=30,
             retry=Retry(NoBackoff(), 1),
         )
@@ -59,8 +59,8 @@ def init_app(app):
         uri=app.config["MONGO_URI"],
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=10000,
+        connectTimeoutMS=5000,  # also the monitor's heartbeat timeout: a busy server is not a dead one
+        socketTimeoutMS=30000,
     )
     redis.init_app(app)
 

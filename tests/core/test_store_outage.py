@@ -93,7 +93,7 @@ def test_mongo_down_is_a_fast_503_on_bucket_create_and_list_and_recovers(own_sto
         answer, took = _timed(call)
         assert answer.status_code == 503, answer.get_data(as_text=True)
         assert answer.get_json()["error"] == "store_unavailable"
-        assert answer.get_json()["store"] == "mongodb"
+        assert answer.get_json()["store"] == "mongo"
         assert took < 2.5, f"a MongoDB outage held the request {took:.1f} s"
     _restart(own_stores, "mongo")  # the memory engine comes back empty: load the users again
     from object_challenge.accounts import fixtures
