@@ -7,7 +7,7 @@ worker(s), then the gateway (Debian's nginx with the lua module, conf rendered
 by ``nginx/render.py``). Stops all of them, in reverse, on Ctrl-C / SIGTERM.
 
 It is a supervisor: a child that dies (any of them, e.g. ``kill -9``) is
-restarted with the same arguments after a backoff (0.5 s, doubling to at most
+restarted with the same arguments after a backoff (0.25 s, doubling to at most
 4 s; reset once the child has run for 30 s), and each exit and restart is logged
 to ``var/run/logs/stack.log`` (and the terminal). Redis keeps an append-only
 file under ``var/redis/``; when Redis comes back empty anyway, the scheduler
@@ -31,7 +31,7 @@ from object_challenge.dev.devstores import start_mongo, start_redis, wait_for_po
 ROOT = config_module.ROOT
 SERVICES = ("api", "jobs", "publish", "storage")
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s'  # deployment/gunicorn.conf.py
-BACKOFF_FIRST = 0.5  # s before the first restart of a child
+BACKOFF_FIRST = 0.25  # s before the first restart of a child
 BACKOFF_MAX = 4.0  # s at most between restarts (a dead child is back within 5 s)
 BACKOFF_RESET = 30.0  # s a child must run before its backoff starts again from BACKOFF_FIRST
 
