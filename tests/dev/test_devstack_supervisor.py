@@ -26,7 +26,8 @@ RESTART_WITHIN = 5.0
 @pytest.fixture(scope="module")
 def supervised(root_conftest):
     var = tempfile.mkdtemp(prefix="oc-test-supervised-")
-    stack = Stack(env=root_conftest.stack_env(), var_dir=var, mongo_file=True, quiet=True, workers=1)
+    # no gateway rate limits: the test reads every job's state in a loop
+    stack = Stack(env=root_conftest.stack_env(RATE_LIMITS="off"), var_dir=var, mongo_file=True, quiet=True, workers=1)
     stack.start()
     stack.supervise(interval=0.1)
     yield stack
@@ -107,7 +108,7 @@ def _kill_and_time(stack, name):
 def test_kill_9_of_each_child_restarts_it_within_5_s_and_loses_no_job(supervised):
     stack = supervised
     before = _enqueue(stack, 10)
-    wait_until(lambda: _all_completed(stack, before), timeout=60, message="jobs before the kills")
+    wait_until(lambda: _all_completed(stack, before), timeout=60, interval=0.3, message="jobs before the kills")
     measured = {}
     jobs = []
     for name in ("worker-1", "scheduler", "api", "jobs", "publish", "storage", "nginx", "redis", "mongo"):
@@ -121,7 +122,9 @@ def test_kill_9_of_each_child_restarts_it_within_5_s_and_loses_no_job(supervised
     slow = {n: round(r, 1) for n, (r, _a) in measured.items() if r > RESTART_WITHIN}
     assert not slow, f"children restarted later than {RESTART_WITHIN} s: {slow}"
     jobs += _enqueue(stack, 3)
-    wait_until(lambda: _all_completed(stack, before + jobs), timeout=90, message=f"every job completed: {jobs}")
+    wait_until(
+        lambda: _all_completed(stack, before + jobs), timeout=90, interval=0.3, message=f"every job completed: {jobs}"
+    )
     assert (stack.logs / "stack.log").read_text().count("restarted") >= len(measured)
 
 
@@ -138,6 +141,14 @@ def test_redis_that_comes_back_empty_is_recovered_by_the_scheduler(supervised):
     )
     assert stop.status_code == 201
     job_id = stop.json()["job_id"]
+    # the recorder writes the job's MongoDB record behind Redis (jobs/service.py): once it is
+    # there, MongoDB knows the job is queued, and that is what a recovery goes by
+    import pymongo
+
+    mongo = pymongo.MongoClient(stack.env["MONGO_URI"], serverSelectionTimeoutMS=2000)
+    queued = mongo[stack.settings["MONGO_JOB_DB"]][stack.settings["MONGO_JOB_COLL_QUEUED"]]
+    wait_until(lambda: queued.find_one({"_id": job_id}), timeout=10, interval=0.2, message="the job's record")
+    mongo.close()
     client.flushall()
     from object_challenge.ops.recovery import MARKER
 
