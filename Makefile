@@ -10,6 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP_APT := var/.apt-installed
 STAMP_VENV := $(VENV)/.created
 STAMP_PIP := $(VENV)/.requirements-installed
+STAMP_BENCH := $(VENV)/.bench-requirements-installed
 
 .PHONY: run test bench setup clean
 
@@ -19,7 +20,7 @@ run: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: setup $(STAMP_BENCH)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 setup: $(STAMP_APT) $(STAMP_PIP)
@@ -48,6 +49,11 @@ $(STAMP_VENV): .python-version
 $(STAMP_PIP): $(STAMP_VENV) requirements/base.txt requirements/dev.txt requirements/prod.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt
+	@touch $@
+
+# benchmark-only packages (RQ, the baseline of bench/jobs.py)
+$(STAMP_BENCH): $(STAMP_PIP) requirements/bench.txt
+	$(PY) -m pip install -q -r requirements/bench.txt
 	@touch $@
 
 clean:

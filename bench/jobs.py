@@ -1,24 +1,27 @@
 #!/usr/bin/env python3
-"""Job-queue benchmarks (issue 5).
+"""Job-queue benchmarks (issues 5 and 13), every figure beside its baseline in one run.
 
-    python bench/run.py jobs [-- --duration 10 --workers 8 --sizes 1000,100000]
+    python bench/run.py jobs [-- --duration 10 --jobs 1000 --fill-seconds 120]
 
-Starts the whole stack on free ports (RATE_LIMITS=off, no stack worker; MongoDB
-is mongoeco on SQLite, as `make run`), then measures:
+Starts the whole stack on free ports (RATE_LIMITS=off, no stack worker; MongoDB is
+mongoeco on SQLite, as `make run`) and measures, through the service's own routes
+(nothing is written into Redis or MongoDB by hand):
 
-1. round trips/s through the gateway: N threads, each looping enqueue (POST /queue)
-   -> poll (GET /queue/poll?worker_id=) -> complete (PATCH /jobs/{id}/completed),
-   next to the same three steps as a plain Redis loop from Python
-   (LPUSH job JSON / RPOP / SET result), N threads on the same redis-server;
-2. enqueue cost with 1k and 100k jobs already queued: two queues, one with a 1k and
-   one with a 100k backlog, enqueued into alternately (A B A B ...), timing POST /queue
-   through the gateway and the enqueue script alone (EVALSHA). The backlogs are written
-   in bulk with the Redis records enqueue writes (hash + list entry); MongoDB documents
-   are written for the first --doc-limit backlog jobs only (all in the 1k queue), so
-   both queues' enqueues insert into the same collection and only the queue length
-   differs: mongoeco's insert cost grows with its collection (about linearly, see
-   docs/benchmarks.md) and 100k documents would take it hours. With --mongo-uri (a real
-   MongoDB) every backlog job gets its document.
+1. workers: the built-in worker (`manage.py worker`, through the gateway) vs RQ's
+   `SimpleWorker` on the same redis-server, the same trivial task (ours: `echo`; RQ:
+   `json.dumps`), 1 and 2 worker processes started first and idle, then --jobs jobs
+   enqueued at once (ours: bulk POST /queue; RQ: `Queue.enqueue_many`); jobs/s is
+   jobs / time until the last one finished;
+2. round trips: N client threads each looping enqueue (POST /queue) -> poll (GET
+   /queue/poll) -> complete (PATCH /jobs/{id}/completed) through the gateway, N = 1
+   and 8, beside the same three steps as a plain Redis loop (LPUSH / RPOP / SET);
+3. bulk enqueue: one POST /queue {"jobs": [1,000 jobs]} vs 1,000 single POST /queue;
+4. poll with `modules` that skips 100 jobs it cannot take vs a plain poll (GET
+   /queue/poll latency, alternated);
+5. records: enqueue->poll->complete latency and the recorder's cost per job with 1k
+   jobs recorded in MongoDB vs as many as the recorder writes in --fill-seconds
+   (mongoeco cannot take 100k in a benchmark's time; with --mongo-uri, a real
+   MongoDB, --records jobs are recorded).
 
 Writes var/bench/jobs.json.
 """
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -43,17 +47,24 @@ sys.path.insert(0, str(ROOT))
 from object_challenge.core.config import settings_from_env  # noqa: E402
 from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.jobs import keys  # noqa: E402
-from object_challenge.jobs.queue import JobQueue  # noqa: E402
 
 JOB = {"job_title": "bench", "tasks": [{"module": "echo", "data": {"n": 1}}]}
-
-
-def stack_env(mongo):
-    return isolated_env(RATE_LIMITS="off", LOG_LEVEL="WARNING")
+USER = {"Authorization": "Token token_1"}
+WORKER = {"Authorization": "Token token_worker"}
+WORKER_CMD = (sys.executable, "manage.py", "worker")
+POLL = ("--poll-interval", "0.02")
+RQ_WORKER = """
+import sys
+from redis import Redis
+from rq import Queue, SimpleWorker
+connection = Redis.from_url(sys.argv[1])
+SimpleWorker([Queue(sys.argv[2], connection=connection)], connection=connection).work(
+    burst=False, logging_level="WARNING", with_scheduler=False)
+"""
 
 
 def run_threads(n, duration, body):
-    """Run ``body(i, stop)`` in n threads for ``duration`` s; returns the summed counts."""
+    """Run ``body(i, stop)`` in n threads for ``duration`` s; returns (summed counts, elapsed)."""
     stop = threading.Event()
     counts = [0] * n
     errors = []
@@ -79,37 +90,37 @@ def run_threads(n, duration, body):
     return sum(counts), elapsed
 
 
-def gateway_round_trips(base, queue, workers, duration):
+def round_trip(s, base, queue, worker):
+    """enqueue -> poll -> complete once; False when another client took the job."""
+    r = s.post(f"{base}/queue", params={"queue": queue}, json=JOB, headers=USER, timeout=30)
+    assert r.status_code == 201, r.text
+    r = s.get(f"{base}/queue/poll", params={"queue": queue, "worker_id": worker}, headers=WORKER, timeout=30)
+    if r.status_code == 404:  # another thread took "our" job first; the next loop evens out
+        return False
+    assert r.status_code == 200, r.text
+    r = s.patch(
+        f"{base}/jobs/{r.json()['job_id']}/completed",
+        params={"worker_id": worker},
+        json={"failed": False, "info": {"bench": True}},
+        headers=WORKER,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return True
+
+
+def gateway_round_trips(base, queue, clients, duration):
     def body(i, stop):
         s = requests.Session()
-        worker = {"Authorization": "Token token_worker"}
-        user = {"Authorization": "Token token_1"}
         done = 0
         while not stop.is_set():
-            r = s.post(f"{base}/queue", params={"queue": queue}, json=JOB, headers=user, timeout=30)
-            assert r.status_code == 201, r.text
-            r = s.get(
-                f"{base}/queue/poll", params={"queue": queue, "worker_id": f"bench-{i}"}, headers=worker, timeout=30
-            )
-            if r.status_code == 404:  # another thread took "our" job first; the next loop evens out
-                continue
-            assert r.status_code == 200, r.text
-            job_id = r.json()["job_id"]
-            r = s.patch(
-                f"{base}/jobs/{job_id}/completed",
-                params={"worker_id": f"bench-{i}"},
-                json={"failed": False, "info": {"bench": True}},
-                headers=worker,
-                timeout=30,
-            )
-            assert r.status_code == 200, r.text
-            done += 1
+            done += round_trip(s, base, queue, f"bench-{i}")
         return done
 
-    return run_threads(workers, duration, body)
+    return run_threads(clients, duration, body)
 
 
-def redis_round_trips(url, workers, duration):
+def redis_round_trips(url, clients, duration):
     client = redis_lib.Redis.from_url(url, decode_responses=True)
     key = f"bench:plain:{uuid.uuid4().hex[:6]}"
 
@@ -126,189 +137,344 @@ def redis_round_trips(url, workers, duration):
         return done
 
     try:
-        return run_threads(workers, duration, body)
+        return run_threads(clients, duration, body)
     finally:
         for k in client.scan_iter(f"{key}*", count=1000):
             client.delete(k)
-
-
-def fill_backlog(settings, queue, count, doc_limit, chunk=5000):
-    """``count`` queued jobs in Redis (hash + list entry, as enqueue.lua writes them);
-    the first ``doc_limit`` of them also get their MongoDB document. Returns docs written."""
-    from pymongo import MongoClient
-
-    mongo = MongoClient(settings["MONGO_URI"])
-    coll = mongo[settings["MONGO_JOB_DB"]][settings["MONGO_JOB_COLL_QUEUED"]]
-    r = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
-    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    docs = 0
-    for start in range(0, count, chunk):
-        ids = [str(uuid.uuid4()) for _ in range(min(chunk, count - start))]
-        with_docs = ids[: max(0, doc_limit - docs)]
-        for i in range(0, len(with_docs), 200):
-            coll.insert_many(
-                [
-                    {
-                        "_id": j,
-                        "job_id": j,
-                        **JOB,
-                        "added": now,
-                        "queue": queue,
-                        "state": "queued",
-                        "attempt": 0,
-                        "max_attempts": 3,
-                        "worker_id": None,
-                        "lease_expires_at": None,
-                        "owner_id": 1,
-                        "owner_name": "a",
-                        "result": None,
-                        "info": None,
-                        "finished_at": None,
-                        "history": [{"event": "enqueued", "at": now}],
-                    }
-                    for j in with_docs[i : i + 200]
-                ]
-            )
-        docs += len(with_docs)
-        pipe = r.pipeline(transaction=False)
-        for i in ids:
-            pipe.hset(
-                keys.job(i),
-                mapping={
-                    "queue": queue,
-                    "state": "queued",
-                    "attempt": 0,
-                    "max_attempts": 3,
-                    "worker": "",
-                    "lease_until": "",
-                },
-            )
-        pipe.rpush(keys.queue(queue), *ids)
-        pipe.execute()
-    mongo.close()
-    return docs
 
 
 def percentiles(samples):
     samples = sorted(samples)
     return {
         "median_ms": round(statistics.median(samples) * 1000, 3),
-        "p95_ms": round(samples[int(len(samples) * 0.95) - 1] * 1000, 3),
+        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)] * 1000, 3),
         "mean_ms": round(statistics.fmean(samples) * 1000, 3),
     }
 
 
-def enqueue_cost(base, settings, queues, samples):
-    """POST /queue and enqueue.lua latency per queue, the queues sampled alternately
-    (A B A B ...) so that load changes on the machine hit every size alike."""
-    session = requests.Session()
-    user = {"Authorization": "Token token_1"}
-    client = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
-    q = JobQueue(client, 60, 3, 30)
-    http = {name: [] for name in queues}
-    script = {name: [] for name in queues}
+def bulk_enqueue(s, base, queue, jobs):
+    for i in range(0, len(jobs), 1000):
+        r = s.post(
+            f"{base}/queue", params={"queue": queue}, json={"jobs": jobs[i : i + 1000]}, headers=USER, timeout=60
+        )
+        assert r.status_code == 201, r.text
+
+
+def wait_drained(r, queue, total, timeout=600):
+    """Seconds until ``queue`` has no waiting and no running job (polled every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pipe = r.pipeline(transaction=False)
+        pipe.llen(keys.queue(queue))
+        pipe.zcard(keys.LEASES)
+        waiting, running = pipe.execute()
+        if waiting == 0 and running == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{queue}: {waiting} waiting, {running} running after {timeout}s")
+        time.sleep(0.01)
+
+
+def ours(stack, base, settings, n_workers, n_jobs):
+    """Built-in workers: started idle, then n_jobs bulk-enqueued; jobs/s until all done."""
+    queue = f"bench-ours-{n_workers}-{uuid.uuid4().hex[:4]}"
+    r = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
+    procs = []
+    logs = []
+    for i in range(n_workers):
+        log = open(stack.var / f"bench-worker-{queue}-{i}.log", "wb")
+        logs.append(log)
+        procs.append(
+            subprocess.Popen(
+                [
+                    *WORKER_CMD,
+                    "--queue",
+                    queue,
+                    "--worker-id",
+                    f"{queue}-{i}",
+                    "--url",
+                    base,
+                    "--poll-interval",
+                    "0.02",
+                ],
+                cwd=ROOT,
+                env={**stack.env, "LOG_LEVEL": "WARNING"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        ids = {f"{queue}-{i}" for i in range(n_workers)}
+        deadline = time.monotonic() + 60
+        while not ids <= set(r.zrange(keys.WORKERS, 0, -1)):  # every worker has said hello
+            if time.monotonic() > deadline:
+                raise TimeoutError("workers did not start")
+            time.sleep(0.05)
+        s = requests.Session()
+        t0 = time.perf_counter()
+        bulk_enqueue(s, base, queue, [JOB] * n_jobs)
+        wait_drained(r, queue, n_jobs)
+        elapsed = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        for log in logs:
+            log.close()
+    return n_jobs / elapsed
+
+
+def rq_baseline(settings, n_workers, n_jobs):
+    from rq import Queue
+    from rq.registry import FinishedJobRegistry
+
+    r = redis_lib.Redis.from_url(settings["REDIS_URL"])
+    name = f"bench-rq-{n_workers}-{uuid.uuid4().hex[:4]}"
+    q = Queue(name, connection=r)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RQ_WORKER, settings["REDIS_URL"], name],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(n_workers)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while len([w for w in r.smembers("rq:workers:" + name)]) < n_workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError("rq workers did not start")
+            time.sleep(0.05)
+        registry = FinishedJobRegistry(name, connection=r)
+        t0 = time.perf_counter()
+        q.enqueue_many([Queue.prepare_data("json.dumps", args=({"n": 1},)) for _ in range(n_jobs)])
+        deadline = time.monotonic() + 600
+        while registry.count < n_jobs:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rq: {registry.count} of {n_jobs} finished")
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+    return n_jobs / elapsed
+
+
+def bulk_vs_single(base, n=1000):
+    s = requests.Session()
+    queue = f"bench-bulk-{uuid.uuid4().hex[:4]}"
+    t0 = time.perf_counter()
+    bulk_enqueue(s, base, queue, [JOB] * n)
+    bulk = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(n):
+        r = s.post(f"{base}/queue", params={"queue": queue}, json=JOB, headers=USER, timeout=30)
+        assert r.status_code == 201, r.text
+    single = time.perf_counter() - t0
+    return bulk, single
+
+
+def poll_skipping(base, samples, skipped=100):
+    """Median GET /queue/poll latency: with modules=echo past `skipped` jobs it cannot take
+    vs a plain poll, alternated."""
+    s = requests.Session()
+    skip_q, plain_q = f"bench-skip-{uuid.uuid4().hex[:4]}", f"bench-plain-{uuid.uuid4().hex[:4]}"
+    other = {"job_title": "other", "tasks": [{"module": "not-here", "data": {}}]}
+    bulk_enqueue(s, base, skip_q, [other] * skipped + [JOB] * samples)
+    bulk_enqueue(s, base, plain_q, [JOB] * samples)
+    times = {"skip": [], "plain": []}
     for _ in range(samples):
-        for name in queues:
+        for kind, params in (
+            ("skip", {"queue": skip_q, "worker_id": "bench-skip", "modules": "echo"}),
+            ("plain", {"queue": plain_q, "worker_id": "bench-plain"}),
+        ):
             t0 = time.perf_counter()
-            r = session.post(f"{base}/queue", params={"queue": name}, json=JOB, headers=user, timeout=30)
-            http[name].append(time.perf_counter() - t0)
-            assert r.status_code == 201, r.text
-            t0 = time.perf_counter()
-            q.enqueue(str(uuid.uuid4()), name)
-            script[name].append(time.perf_counter() - t0)
-    return {
-        name: {
-            "http": percentiles(http[name]),
-            "script": percentiles(script[name]),
-            "queued_after": client.llen(keys.queue(name)),
-        }
-        for name in queues
-    }
+            r = s.get(f"{base}/queue/poll", params=params, headers=WORKER, timeout=30)
+            times[kind].append(time.perf_counter() - t0)
+            assert r.status_code == 200, r.text
+    return percentiles(times["skip"]), percentiles(times["plain"])
+
+
+def wait_recorded(r, timeout=600):
+    """Seconds until the recorder has written every finished job (Redis keeps them until then)."""
+    t0 = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while r.scard(keys.FINISHED):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the recorder did not catch up")
+        time.sleep(0.02)
+    return time.perf_counter() - t0
+
+
+def recorded_cost(base, settings, samples):
+    """With the recorder caught up: enqueue->poll->complete latency through the gateway
+    (the request path), then the recorder's time per job to write those ``samples`` jobs.
+    Returns (latency percentiles, recorder s per job, completed records in MongoDB)."""
+    from pymongo import MongoClient
+
+    r = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
+    wait_recorded(r)
+    s = requests.Session()
+    queue = f"bench-rec-{uuid.uuid4().hex[:4]}"
+    trips = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        assert round_trip(s, base, queue, "bench-rec")
+        trips.append(time.perf_counter() - t0)
+    per_job = wait_recorded(r) / samples
+    mongo = MongoClient(settings["MONGO_URI"])
+    count = mongo[settings["MONGO_JOB_DB"]][settings["MONGO_JOB_COLL_COMPLETED"]].count_documents({})
+    mongo.close()
+    return percentiles(trips), per_job, count
+
+
+def fill_records(base, settings, target, seconds):
+    """Finish jobs (bulk enqueue, polls and completions through the gateway) until MongoDB
+    has about ``target`` completed records or ``seconds`` have passed."""
+    from pymongo import MongoClient
+
+    mongo = MongoClient(settings["MONGO_URI"])
+    completed = mongo[settings["MONGO_JOB_DB"]][settings["MONGO_JOB_COLL_COMPLETED"]]
+    r = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
+    s = requests.Session()
+    queue = f"bench-fill-{uuid.uuid4().hex[:4]}"
+    deadline = time.monotonic() + seconds
+    done = completed.count_documents({})
+    while done < target and time.monotonic() < deadline:
+        if r.scard(keys.FINISHED) > 1000:  # let the recorder catch up: Redis holds them meanwhile
+            time.sleep(0.2)
+            done = completed.count_documents({})
+            continue
+        n = min(200, target - done)
+        bulk_enqueue(s, base, queue, [JOB] * n)
+        for _ in range(n):
+            job = s.get(
+                f"{base}/queue/poll", params={"queue": queue, "worker_id": "bench-fill"}, headers=WORKER, timeout=30
+            ).json()
+            s.patch(
+                f"{base}/jobs/{job['job_id']}/completed",
+                params={"worker_id": "bench-fill"},
+                json={"failed": False, "info": {}},
+                headers=WORKER,
+                timeout=30,
+            )
+        done += n
+    mongo.close()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="bench jobs")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per throughput run")
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--sizes", default="1000,100000", help="backlog sizes for the enqueue cost")
-    parser.add_argument("--samples", type=int, default=300, help="enqueues timed per size")
-    parser.add_argument("--mongo", choices=("sqlite", "memory"), default="sqlite", help="mongoeco engine")
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs per worker run")
+    parser.add_argument("--samples", type=int, default=200, help="requests timed per latency figure")
+    parser.add_argument("--records", type=int, default=100_000, help="recorded jobs to reach (part 5)")
+    parser.add_argument("--fill-seconds", type=float, default=120.0, help="time allowed to record them")
     parser.add_argument("--mongo-uri", default=None, help="a real MongoDB instead of mongoeco")
-    parser.add_argument(
-        "--doc-limit",
-        type=int,
-        default=1000,
-        help="backlog jobs that get a MongoDB document (mongoeco); all with --mongo-uri",
-    )
-    args = parser.parse_args(argv)
+    parser.add_argument("--only", default="workers,round_trips,bulk,poll,records", help="parts to run")
+    args, _others = parser.parse_known_args(argv)  # bench/run.py hands every benchmark the same arguments
+    parts = set(args.only.split(","))
 
-    env = stack_env(args.mongo)
+    env = isolated_env(RATE_LIMITS="off", LOG_LEVEL="WARNING")
     if args.mongo_uri:
         env["MONGO_URI"] = args.mongo_uri
-        args.doc_limit = 10**9
     var = Path(tempfile.mkdtemp(prefix="oc-bench-jobs-"))
-    stack = Stack(env=env, var_dir=var, mongo_file=args.mongo == "sqlite", quiet=True, workers=0)
+    stack = Stack(env=env, var_dir=var, mongo_file=True, quiet=True, workers=0)
     print(f"starting the stack in {var} ...", flush=True)
     stack.start()
     results = {
-        "workers": args.workers,
-        "duration_s": args.duration,
-        "mongo": "external" if args.mongo_uri else f"mongoeco {args.mongo}",
+        "mongo": "external" if args.mongo_uri else "mongoeco sqlite",
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
     }
+
+    def say(text):
+        print(text, flush=True)
+
     try:
         base = stack.url + "/newapi"
         settings = settings_from_env(stack.env)
-        # warm up connections and script caches
-        gateway_round_trips(base, "bench-warm", args.workers, 1.0)
+        gateway_round_trips(base, "bench-warm", 2, 1.0)  # connections and script caches
 
-        n, elapsed = gateway_round_trips(base, "bench-rt", args.workers, args.duration)
-        results["gateway_round_trips_per_s"] = round(n / elapsed, 1)
-        print(f"gateway enqueue->poll->complete, {args.workers} workers: {n / elapsed:8.1f} round trips/s", flush=True)
-        n, elapsed = redis_round_trips(settings["REDIS_URL"], args.workers, args.duration)
-        results["plain_redis_round_trips_per_s"] = round(n / elapsed, 1)
-        print(f"plain Redis LPUSH->RPOP->SET,   {args.workers} threads: {n / elapsed:8.1f} round trips/s", flush=True)
-        results["ratio_gateway_to_plain_redis"] = round(
-            results["gateway_round_trips_per_s"] / results["plain_redis_round_trips_per_s"], 4
-        )
-        print(
-            f"ratio gateway / plain Redis: {results['ratio_gateway_to_plain_redis']:.4f} "
-            f"(1 : {1 / results['ratio_gateway_to_plain_redis']:.0f})",
-            flush=True,
-        )
+        if "workers" in parts:
+            w = results["workers"] = {}
+            for n in (1, 2):
+                rq_rate = rq_baseline(settings, n, args.jobs)
+                our_rate = ours(stack, base, settings, n, args.jobs)
+                w[str(n)] = {"ours_jobs_per_s": round(our_rate, 1), "rq_jobs_per_s": round(rq_rate, 1)}
+                w[str(n)]["ratio"] = round(our_rate / rq_rate, 3)
+                say(
+                    f"{n} worker(s): built-in {our_rate:7.1f} jobs/s | RQ SimpleWorker {rq_rate:7.1f} jobs/s "
+                    f"| x{w[str(n)]['ratio']}"
+                )
+            w["scaling_ours"] = round(w["2"]["ours_jobs_per_s"] / w["1"]["ours_jobs_per_s"], 3)
+            w["scaling_rq"] = round(w["2"]["rq_jobs_per_s"] / w["1"]["rq_jobs_per_s"], 3)
+            say(f"2 workers / 1 worker: built-in x{w['scaling_ours']}, RQ x{w['scaling_rq']}")
 
-        results["enqueue_cost"] = {}
-        sizes = [int(x) for x in args.sizes.split(",")]
-        queues, docs_left = {}, args.doc_limit
-        for size in sizes:
-            queue = f"bench-backlog-{size}"
-            t0 = time.perf_counter()
-            docs = fill_backlog(settings, queue, size, docs_left)
-            docs_left -= docs
-            queues[queue] = (size, docs)
-            print(f"backlog of {size} ({docs} with documents) written in {time.perf_counter() - t0:.1f}s", flush=True)
-        costs = enqueue_cost(base, settings, list(queues), args.samples)
-        for queue, (size, docs) in queues.items():
-            cost = dict(costs[queue], backlog_documents=docs)
-            results["enqueue_cost"][str(size)] = cost
-            print(
-                f"enqueue with {size:>6} queued: POST /queue median {cost['http']['median_ms']:.2f} ms "
-                f"p95 {cost['http']['p95_ms']:.2f} ms | enqueue.lua median {cost['script']['median_ms']:.3f} ms "
-                f"p95 {cost['script']['p95_ms']:.3f} ms",
-                flush=True,
+        if "round_trips" in parts:
+            t = results["round_trips"] = {}
+            for clients in (1, 8):
+                n, elapsed = gateway_round_trips(base, f"bench-rt-{clients}", clients, args.duration)
+                m, elapsed2 = redis_round_trips(settings["REDIS_URL"], clients, args.duration)
+                t[str(clients)] = {
+                    "gateway_per_s": round(n / elapsed, 1),
+                    "plain_redis_per_s": round(m / elapsed2, 1),
+                }
+                say(
+                    f"{clients} client(s): gateway enqueue->poll->complete {n / elapsed:7.1f}/s | "
+                    f"plain Redis LPUSH->RPOP->SET {m / elapsed2:8.1f}/s"
+                )
+
+        if "bulk" in parts:
+            bulk, single = bulk_vs_single(base)
+            results["bulk_enqueue"] = {
+                "bulk_1000_s": round(bulk, 3),
+                "single_1000_s": round(single, 3),
+                "ratio": round(single / bulk, 1),
+            }
+            say(
+                f"1,000 jobs: one bulk POST {bulk * 1000:.0f} ms | 1,000 single POSTs {single * 1000:.0f} ms "
+                f"| x{single / bulk:.1f}"
             )
-        if len(sizes) >= 2:
-            small, big = results["enqueue_cost"][str(sizes[0])], results["enqueue_cost"][str(sizes[-1])]
-            results["enqueue_growth_http"] = round(big["http"]["median_ms"] / small["http"]["median_ms"], 3)
-            results["enqueue_growth_script"] = round(big["script"]["median_ms"] / small["script"]["median_ms"], 3)
-            print(
-                f"growth {sizes[0]} -> {sizes[-1]}: POST /queue x{results['enqueue_growth_http']}, "
-                f"enqueue.lua x{results['enqueue_growth_script']}",
-                flush=True,
+
+        if "poll" in parts:
+            skip, plain = poll_skipping(base, args.samples)
+            results["poll_skipping_100"] = {"modules_skip_100": skip, "plain": plain}
+            results["poll_skipping_100"]["ratio"] = round(skip["median_ms"] / plain["median_ms"], 3)
+            say(
+                f"poll: modules skipping 100 median {skip['median_ms']:.2f} ms | plain {plain['median_ms']:.2f} ms | "
+                f"x{results['poll_skipping_100']['ratio']}"
+            )
+
+        if "records" in parts:
+            rec = results["records"] = {}
+            fill_records(base, settings, 1000, args.fill_seconds)
+            trips, per_job, count = recorded_cost(base, settings, args.samples)
+            rec["small"] = {"recorded": count, "round_trip": trips, "recorder_s_per_job": round(per_job, 4)}
+            say(
+                f"{count:>6} recorded: round trip median {trips['median_ms']:.2f} ms, "
+                f"recorder {per_job * 1000:.1f} ms/job"
+            )
+            fill_records(base, settings, args.records, args.fill_seconds)
+            trips, per_job, count = recorded_cost(base, settings, args.samples)
+            rec["large"] = {"recorded": count, "round_trip": trips, "recorder_s_per_job": round(per_job, 4)}
+            say(
+                f"{count:>6} recorded: round trip median {trips['median_ms']:.2f} ms, "
+                f"recorder {per_job * 1000:.1f} ms/job"
+            )
+            rec["round_trip_growth"] = round(
+                rec["large"]["round_trip"]["median_ms"] / rec["small"]["round_trip"]["median_ms"], 3
+            )
+            say(
+                f"round trip growth {rec['small']['recorded']} -> {rec['large']['recorded']} recorded: "
+                f"x{rec['round_trip_growth']}"
             )
     finally:
         stack.stop()
+    results["load_average_at_end"] = os.getloadavg()
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "jobs.json").write_text(json.dumps(results, indent=2) + "\n")

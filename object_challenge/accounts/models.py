@@ -54,6 +54,9 @@ class User(db.Document):
     name = db.StringField(required=True, unique=True, max_length=64)
     token_hash = db.StringField(null=True)
     role = db.StringField(required=True, choices=ROLES, default="user")
+    # a worker made by `user add NAME --role worker` may act only for worker ids starting
+    # with this (its name); None: unbound (the fixture worker, shared by the reference worker)
+    worker_prefix = db.StringField(null=True)
 
     meta = {
         "collection": "users",

@@ -59,7 +59,8 @@ def get_prefix(prefix):
 
 
 def add_user(name, role="user", token=None):
-    """Create a user; returns ``(user, token)``. A token is generated unless given."""
+    """Create a user; returns ``(user, token)``. A token is generated unless given. A worker
+    is bound to worker ids starting with its name (one token per host, docs/jobs.md)."""
     if role not in ROLES:
         raise AccountError(f"role '{role}' is unknown; use one of {', '.join(ROLES)}")
     problem = name_problem(name)
@@ -70,6 +71,8 @@ def add_user(name, role="user", token=None):
         raise AccountError(f"a user named '{name}' already exists")
     token = token or new_token()
     user = User(user_id=next_id("user_id"), name=name, role=role)
+    if role == "worker":
+        user.worker_prefix = name
     user.set_token(token)
     try:
         user.save(force_insert=True)

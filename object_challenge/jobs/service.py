@@ -17,7 +17,8 @@ import uuid
 
 from flask import current_app
 
-from object_challenge.core.errors import BadRequest
+from object_challenge.accounts.models import User
+from object_challenge.core.errors import BadRequest, Forbidden
 from object_challenge.core.extensions import mongo, redis
 from object_challenge.jobs import events as job_events
 from object_challenge.jobs.errors import (
@@ -67,6 +68,34 @@ def _seconds(body, name, maximum, code):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= maximum:
         raise BadRequest(f"{name} must be a number of seconds from 0 to {maximum}", code=code)
     return value
+
+
+_BOUND = {}  # user id -> (worker id prefix or None, read at)
+BOUND_TTL_S = 10.0
+
+
+def bound_prefix(identity):
+    """The worker id prefix a bound worker token may act for, or None (unbound: any id).
+    Read from the user's record, cached per process for BOUND_TTL_S."""
+    if identity.role != "worker":
+        return None
+    cached = _BOUND.get(identity.user_id)
+    if cached is None or time.monotonic() - cached[1] > BOUND_TTL_S:
+        user = User.objects(user_id=identity.user_id).only("worker_prefix").first()
+        cached = (user.worker_prefix if user else None, time.monotonic())
+        _BOUND[identity.user_id] = cached
+    return cached[0]
+
+
+def check_bound(identity, worker):
+    """A bound worker acts only for worker ids starting with its prefix (403 otherwise,
+    and when it names no worker id at all)."""
+    prefix = bound_prefix(identity)
+    if prefix is not None and not (worker and worker.startswith(prefix)):
+        raise Forbidden(
+            f"this worker token may act only for worker ids starting with {prefix!r}; send ?worker_id={prefix}...",
+            code="worker_not_bound",
+        )
 
 
 def queue_name(value=None):

@@ -24,7 +24,7 @@ from object_challenge.jobs import events as job_events
 from object_challenge.jobs import workers
 from object_challenge.jobs.errors import JobNotFound
 from object_challenge.jobs.queue import attribute_changes
-from object_challenge.jobs.service import jobs, modules_param, queue_name, worker_id
+from object_challenge.jobs.service import check_bound, jobs, modules_param, queue_name, worker_id
 
 bp = Blueprint("jobs", __name__, url_prefix="/newapi")
 STARTED = time.time()
@@ -128,7 +128,9 @@ def patch_queue():
 @require_role("worker")
 def poll():
     modules = modules_param(request.args.get("modules"))
-    return jsonify(jobs().poll(_queue(), worker_id(request.args.get("worker_id")), modules))
+    worker = worker_id(request.args.get("worker_id"))
+    check_bound(current_identity(), worker)
+    return jsonify(jobs().poll(_queue(), worker, modules))
 
 
 # -- jobs ----------------------------------------------------------------------
@@ -175,6 +177,7 @@ def delete_job(job_id):
 @require_role("worker")
 def complete_job(job_id):
     worker = worker_id(request.args.get("worker_id"))
+    check_bound(current_identity(), worker)
     return jsonify(jobs().complete(job_id, worker, _body(required=False)))
 
 
@@ -182,6 +185,7 @@ def complete_job(job_id):
 @require_role("worker")
 def release_job(job_id):
     worker = worker_id(request.args.get("worker_id"))
+    check_bound(current_identity(), worker)
     return jsonify(jobs().release(job_id, worker, _body(required=False)))
 
 
@@ -202,6 +206,7 @@ def cancel_job(job_id):
 @require_role("worker")
 def post_events(job_id):
     worker = worker_id(request.args.get("worker_id"))
+    check_bound(current_identity(), worker)
     return jsonify(job_events.events().post(job_id, worker, _body()))
 
 
@@ -251,6 +256,7 @@ def get_worker(worker):
 @require_role("worker")
 def heartbeat(worker):
     worker = worker_id(worker, required=True)
+    check_bound(current_identity(), worker)
     named = request.args.get("job_id", "")
     return jsonify(workers.heartbeat(jobs(), worker, _body(required=False), named))
 

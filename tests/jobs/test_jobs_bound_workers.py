@@ -1,0 +1,37 @@
+"""Issue 17: a worker token made by `user add NAME --role worker` acts only for worker ids
+starting with NAME; the fixture worker token stays unbound (the reference worker shares it)."""
+
+from helpers import auth
+
+USER, SHARED = auth("token_1"), auth("token_worker")
+JOB = {"job_title": "t", "tasks": [{"module": "echo", "data": 1}]}
+
+
+def test_a_bound_worker_acts_only_for_its_own_worker_ids(client, runner):
+    result = runner.invoke(args=["user", "add", "hosta", "--role", "worker", "--token", "tok_hosta"])
+    assert result.exit_code == 0, result.output
+    bound = auth("tok_hosta")
+    client.post("/newapi/queue", json=JOB, headers=USER)
+    client.post("/newapi/queue", json=JOB, headers=USER)
+
+    assert client.get("/newapi/queue/poll?worker_id=hostb-1", headers=bound).status_code == 403
+    assert client.get("/newapi/queue/poll", headers=bound).status_code == 403  # no worker id: refused
+    assert client.post("/newapi/workers/hostb-1", json={}, headers=bound).status_code == 403
+    mine = client.get("/newapi/queue/poll?worker_id=hosta-1", headers=bound).get_json()
+    assert mine["worker_id"] == "hosta-1"
+    assert client.post("/newapi/workers/hosta-1", json={}, headers=bound).status_code == 200
+
+    theirs = client.get("/newapi/queue/poll?worker_id=hostb-1", headers=SHARED).get_json()  # unbound: any id
+    done = {"failed": False, "info": {}}
+    # another worker's lease: refused by id (403) ...
+    r = client.patch(f"/newapi/jobs/{theirs['job_id']}/completed?worker_id=hostb-1", json=done, headers=bound)
+    assert r.status_code == 403 and r.get_json()["error"] == "worker_not_bound"
+    r = client.patch(f"/newapi/jobs/{theirs['job_id']}/completed", json=done, headers=bound)
+    assert r.status_code == 403
+    r = client.post(f"/newapi/jobs/{theirs['job_id']}/release?worker_id=hostb-1", json={}, headers=bound)
+    assert r.status_code == 403
+    # ... or by lease (409) when it names itself
+    r = client.patch(f"/newapi/jobs/{theirs['job_id']}/completed?worker_id=hosta-1", json=done, headers=bound)
+    assert r.status_code == 409 and r.get_json()["error"] == "not_lease_holder"
+    r = client.patch(f"/newapi/jobs/{mine['job_id']}/completed?worker_id=hosta-1", json=done, headers=bound)
+    assert r.status_code == 200 and r.get_json()["state"] == "completed"
