@@ -85,6 +85,10 @@ def _make_state(app, client):
     r = client.post("/newapi/data/encoder/settings", json={"preset": "slow", "crf": 18}, headers=WORKER)
     assert r.status_code in (200, 201), r.get_json()
     state = {"jobs": jobs}
+    with app.app_context():  # the scheduler's recorder: job records in MongoDB (the finished one leaves Redis)
+        from object_challenge.jobs.service import jobs as job_service
+
+        job_service().record()
     if "publish" in app.config["SERVICE_NAMES"]:
         from object_challenge.publish import artist
 

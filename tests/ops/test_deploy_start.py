@@ -210,7 +210,7 @@ def test_services_log_json_lines(deployment):
 
 
 def test_worker_starts_heartbeats_and_runs_a_job(deployment):
-    made = deployment.manage("user", "add", "deploy-worker", "--role", "worker")
+    made = deployment.manage("user", "add", "worker", "--role", "worker")  # bound to ids "worker..."
     assert made.returncode == 0, made.stderr
     worker_token = made.stdout.split("token: ", 1)[1].split()[0]
     user = deployment.manage("user", "add", "deploy-user")
