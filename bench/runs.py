@@ -7,8 +7,11 @@
    (``subprocess.run(["/usr/bin/python3", "-u", "main.py"])`` in a work dir) next to the
    same program through ``execute("python", "run", ...)`` (bwrap, seccomp, rlimits, run
    uid, cgroups) and through ``execute(..., box_options={"cgroups": False})``;
-   interleaved (bare, sandboxed, sandboxed without cgroups, bare, ...) ``--rounds`` times.
-   Reports medians and the ratios.
+   interleaved (bare, sandboxed, sandboxed without cgroups, bwrap alone, bare, ...)
+   ``--rounds`` times. "bwrap alone" is the floor: the same program under plain
+   ``bwrap`` with the sandbox's own mounts and namespaces (Box.command), no seccomp,
+   rlimits, uid or cgroups, and none of execute()'s work (files, events, verdict).
+   Reports medians and the ratios. ``--sandbox-only``: just this part.
 2. End to end through the gateway: the whole stack on free ports (RATE_LIMITS=off),
    ``--runs`` Python hello worlds submitted at once (POST /newapi/runs, 8 client
    threads), each waited for (GET /newapi/runs/{id} until finished); runs per second
@@ -34,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.runs.execute import execute  # noqa: E402
+from object_challenge.runs.sandbox import SANDBOX_ENV, Box, Limits  # noqa: E402
 
 HELLO = "print('hello')\n"
 FILES = [{"name": "main.py", "content": HELLO}]
@@ -49,10 +53,22 @@ def sandboxed(cgroups):
     assert result["verdict"] == "ok", result
 
 
+def bwrap_alone(cmd):
+    subprocess.run(cmd, check=True, capture_output=True, env=dict(SANDBOX_ENV))
+
+
 def overhead(rounds):
     work = tempfile.mkdtemp(prefix="oc-bench-bare-")
     Path(work, "main.py").write_text(HELLO)
-    kinds = {"bare": lambda: bare(work), "sandboxed": lambda: sandboxed(True), "no_cgroups": lambda: sandboxed(False)}
+    box = Box()
+    box.work_dir = work
+    floor = [*box.command(None, Limits()), "--", "/usr/bin/python3", "-u", "main.py"]
+    kinds = {
+        "bare": lambda: bare(work),
+        "sandboxed": lambda: sandboxed(True),
+        "no_cgroups": lambda: sandboxed(False),
+        "bwrap_alone": lambda: bwrap_alone(floor),
+    }
     for call in kinds.values():  # warm up (page cache, the first Box's subreaper)
         call()
     times = {name: [] for name in kinds}
@@ -64,6 +80,7 @@ def overhead(rounds):
     out = {name: {"median_ms": round(statistics.median(t), 1), "min_ms": round(min(t), 1)} for name, t in times.items()}
     out["ratio_sandboxed"] = round(out["sandboxed"]["median_ms"] / out["bare"]["median_ms"], 2)
     out["ratio_no_cgroups"] = round(out["no_cgroups"]["median_ms"] / out["bare"]["median_ms"], 2)
+    out["ratio_bwrap_alone"] = round(out["bwrap_alone"]["median_ms"] / out["bare"]["median_ms"], 2)
     return out
 
 
@@ -111,15 +128,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--sandbox-only", action="store_true", help="only the sandbox overhead, no stack")
     args, _others = parser.parse_known_args(argv)  # `make bench BENCH_ARGS=...` passes every benchmark's options
     results = {"sandbox": overhead(args.rounds)}
     s = results["sandbox"]
     print(
         f"python hello, median of {args.rounds}: bare {s['bare']['median_ms']} ms, "
         f"sandboxed {s['sandboxed']['median_ms']} ms ({s['ratio_sandboxed']}x), "
-        f"sandboxed without cgroups {s['no_cgroups']['median_ms']} ms ({s['ratio_no_cgroups']}x)",
+        f"sandboxed without cgroups {s['no_cgroups']['median_ms']} ms ({s['ratio_no_cgroups']}x), "
+        f"bwrap alone {s['bwrap_alone']['median_ms']} ms ({s['ratio_bwrap_alone']}x)",
         flush=True,
     )
+    if args.sandbox_only:
+        return _write(results)
     env = isolated_env(RATE_LIMITS="off", LOG_LEVEL="WARNING", RUNS_MAX_ACTIVE_PER_USER=1000)
     stack = Stack(env=env, var_dir=tempfile.mkdtemp(prefix="oc-bench-runs-"), mongo_file=False, quiet=True)
     stack.workers, stack.runners = 0, 1
@@ -136,6 +157,10 @@ def main(argv=None):
         print(f"through the gateway, 2 runners: {results['two_runners']}", flush=True)
     finally:
         stack.stop()
+    return _write(results)
+
+
+def _write(results):
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs.json").write_text(json.dumps(results, indent=2))

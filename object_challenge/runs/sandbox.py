@@ -179,8 +179,10 @@ class Box:
         sweep (a /proc scan) runs when there is no cgroup, and once more when the box
         closes.
         """
+        if self._clean and not sweep_uid:
+            return
         for path in self._cgroups:
-            _kill_cgroup(path)  # one read of an empty list when clean
+            _kill_cgroup(path)  # when clean (the box closes): one read of an empty list
         if self._clean:
             return
         if self.uid is not None and (sweep_uid or not self._cgroups):
@@ -729,16 +731,22 @@ def _kill_uid(uid, seconds=5.0):
 
 
 # -- cgroups (v1, optional) ----------------------------------------------------------
-def _own_cgroup(controller, source="/proc/self/cgroup"):
+def _own_cgroups(source="/proc/self/cgroup"):
+    """{controller: path} of this process (or thread, from /proc/thread-self/cgroup)."""
+    found = {}
     try:
         with open(source) as f:
             for line in f:
                 _, names, path = line.rstrip("\n").split(":", 2)
-                if controller in names.split(","):
-                    return path
+                for name in names.split(","):
+                    found.setdefault(name, path)
     except OSError:
         pass
-    return None
+    return found
+
+
+def _own_cgroup(controller, source="/proc/self/cgroup"):
+    return _own_cgroups(source).get(controller)
 
 
 @contextlib.contextmanager
@@ -754,10 +762,11 @@ def _thread_in_cgroups(paths):
         yield
         return
     back = []
+    mine = _own_cgroups("/proc/thread-self/cgroup")
     try:
         for path in paths:
             controller = path[len(CGROUP_ROOT) + 1 :].split("/", 1)[0]
-            own = _own_cgroup(controller, "/proc/thread-self/cgroup")
+            own = mine.get(controller)
             if own is None:
                 raise SandboxError(f"no own {controller} cgroup")
             back.append(os.path.join(CGROUP_ROOT, controller, own.lstrip("/")))
@@ -844,8 +853,11 @@ def _reset_cgroup(path, limits):
 
 
 def _write(path, name, value):
-    with open(os.path.join(path, name), "w") as f:
-        f.write(str(value))
+    fd = os.open(f"{path}/{name}", os.O_WRONLY)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
 
 
 def _read_int(path):
@@ -870,8 +882,11 @@ def _read_oom_kills(path):
 def _kill_cgroup(path):
     for _ in range(50):
         try:
-            with open(os.path.join(path, "cgroup.procs")) as f:
-                pids = [int(p) for p in f.read().split()]
+            fd = os.open(f"{path}/cgroup.procs", os.O_RDONLY)
+            try:
+                pids = [int(p) for p in os.read(fd, 1 << 20).split()]
+            finally:
+                os.close(fd)
         except OSError:
             return
         if not pids:
