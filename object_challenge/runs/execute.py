@@ -96,7 +96,8 @@ def execute(
     (name, bytes) pairs. ``limits``: a Limits or a request dict. ``on_event(stream,
     data)`` gets output as it comes (stream: stdout, stderr, system), at least every
     100 ms while there is some. ``should_cancel()`` is polled every 200 ms.
-    ``box_options``: passed to sandbox.Box (``cgroups=False`` saves ~10 ms per run).
+    ``box_options``: passed to sandbox.Box (``cgroups=False`` drops that layer; it no
+    longer saves measurable time, docs/benchmarks.md).
     Result: {"verdict", "cancelled", "stages": [{stage, exit_code, signal, cpu_ms,
     wall_ms, memory_kb, truncated}]}; verdict is None when cancelled.
     """

@@ -11,10 +11,12 @@ Layers (docs/runs.md says what each one stops, measured):
   locked range and bwrap is started as that uid, so RLIMIT_NPROC counts only this run's
   processes and a final sweep can kill every process of that uid. Inside, the program
   sees uid 65534.
-- rlimits set before exec (CPU, AS, NPROC, FSIZE, NOFILE, CORE=0), inherited by all.
+- rlimits (CPU, AS, NPROC, FSIZE, NOFILE, CORE=0) set on the sandbox's pid 1 while
+  bwrap holds it, before the program exists; inherited by all (``Box.run``).
 - cgroup v1 ``memory``, ``pids`` and ``cpuacct`` (nested under the worker's own
   cgroups) when writable: a total memory cap with an OOM-kill we can see, a pids cap,
-  and the CPU time of every process of the run (killed ones included).
+  and the CPU time of every process of the run (killed ones included). bwrap is born
+  in them (``_thread_in_cgroups``).
 - seccomp (seccomp.py) denying non-AF_UNIX sockets, io_uring, ptrace, ...
 - the wall clock: bwrap runs in its own session; on overrun, cancel or output cap the
   whole process group is killed; ``--die-with-parent`` and the pid namespace make
@@ -258,10 +260,6 @@ class Box:
             keep += [status_w, block_r]
             cmd += ["--json-status-fd", str(status_w), "--block-fd", str(block_r), "--", *argv]
             stdin_fd = _memfd("oc-stdin", stdin if isinstance(stdin, bytes) else stdin.encode())
-            for path in self._cgroups:
-                _reset_cgroup(path, limits)
-                if "/memory/" in path:
-                    self._oom_kills = _read_oom_kills(path)
             rlimits = _rlimits(limits, self.uid)
             was_clean, self._clean = self._clean, False  # until this run is seen gone
             started = time.monotonic()
@@ -280,17 +278,29 @@ class Box:
             for fd in (status_w, block_r):
                 os.close(fd)
             status_w = block_r = None
-            inner, status_raw = _await_inner_pid(status_r, proc, limits.wall_s + 5)
-            if inner is not None:
-                inner_fd = _pidfd(inner)
-                try:
-                    _confine(inner, self.uid, rlimits)
-                    os.write(block_w, b"1")  # released: seccomp, fork, exec of the program
-                except (ProcessLookupError, BrokenPipeError):
-                    pass  # its setup failed and it exited: bwrap says why (stderr)
-                except BaseException:
-                    _kill_group(proc.pid)  # never released: no user code ran
-                    raise
+            try:
+                # while bwrap sets the sandbox up (nothing of the user's runs before the
+                # release below): this run's cgroup limits and counters
+                for path in self._cgroups:
+                    _reset_cgroup(path, limits)
+                    if "/memory/" in path:
+                        self._oom_kills = _read_oom_kills(path)
+                inner, status_raw = _await_inner_pid(status_r, proc, limits.wall_s + 5)
+                if inner is not None:
+                    inner_fd = _pidfd(inner)
+                    try:
+                        _confine(inner, self.uid, rlimits)
+                        os.write(block_w, b"1")  # released: seccomp, fork, exec of the program
+                    except (ProcessLookupError, BrokenPipeError):
+                        pass  # its setup failed and it exited: bwrap says why (stderr)
+            except BaseException:
+                _kill_group(proc.pid)  # never released: no user code ran
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(proc.pid, 0)
+                proc.returncode = -signal.SIGKILL
+                proc.stdout.close()
+                proc.stderr.close()
+                raise
             os.close(block_w)
             block_w = None
             outcome = _pump(proc, limits, started, on_output, should_cancel)

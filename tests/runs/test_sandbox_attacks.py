@@ -1,6 +1,7 @@
 """Each limit and attack of issue 14, run through execute() on this machine's sandbox."""
 
 import os
+import signal
 import socket
 import subprocess
 import textwrap
@@ -427,3 +428,30 @@ def test_the_program_runs_as_the_run_uid_without_capabilities_in_its_cgroups_wit
     # the worker thread is back in its own cgroups, with its own ids
     assert "/oc-run-" not in Path("/proc/thread-self/cgroup").read_text()
     assert os.geteuid() == 0 and os.getegid() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="run uids need a root worker")
+def test_a_run_uid_left_without_the_clean_mark_is_swept_when_taken(monkeypatch):
+    """A box that ends with every process gone marks its uid clean, and the next box
+    skips the /proc sweep; a crashed worker leaves no mark, so its leftovers die."""
+    uid = sandbox.RUN_UID_BASE + sandbox.RUN_UID_COUNT - 3  # a uid other runs rarely reach
+    monkeypatch.setattr(sandbox, "RUN_UID_BASE", uid)
+    monkeypatch.setattr(sandbox, "RUN_UID_COUNT", 1)
+    try:
+        with sandbox.Box(cgroups=False) as box:
+            assert box.uid == uid
+    except sandbox.SandboxError:
+        pytest.skip(f"uid {uid} is taken by another run on this machine")
+    lock = Path(sandbox.UID_LOCK_DIR, str(uid))
+    assert lock.read_bytes() == sandbox.CLEAN_MARK
+    leftover = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "sleep", "317"])
+    try:
+        wait_until(lambda: sandbox._uid_pids(uid), timeout=10, message="the leftover runs as the run uid")
+        lock.write_bytes(sandbox.BUSY_MARK)  # as a worker that crashed with its box open
+        with sandbox.Box(cgroups=False):
+            pass
+        assert leftover.wait(timeout=10) == -signal.SIGKILL
+        assert lock.read_bytes() == sandbox.CLEAN_MARK
+    finally:
+        leftover.kill()
+        leftover.wait()
