@@ -96,6 +96,8 @@ def settings_from_env(environ=None):
         "WORKERS": _int("WORKERS", 1, e),
         # runners (workers declaring run_program on RUNS_QUEUE) `make run` starts
         "RUNNERS": _int("RUNNERS", 1, e),
+        # campaign workers (declaring players on queue campaigns) `make run` starts
+        "CAMPAIGN_WORKERS": _int("CAMPAIGN_WORKERS", 1, e),
         # how long a request waits for a store that does not answer before a 503
         "STORE_TIMEOUT_SECONDS": _float("STORE_TIMEOUT_SECONDS", 1.0, e),
         # job queue (names from the Sisyphus seed)

@@ -49,6 +49,7 @@ def isolated_env(**overrides):
     env.update({"GATEWAY_PORT": str(free_port()), "MONGO_PORT": str(free_port()), "REDIS_PORT": str(free_port())})
     for name in SERVICES:
         env[f"{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
+    env["PLAYER_API_ADDR"] = f"127.0.0.1:{free_port()}"
     env.update({k: str(v) for k, v in overrides.items()})
     return env
 
@@ -79,6 +80,7 @@ class Stack:
         self.quiet = quiet
         self.workers = self.settings["WORKERS"] if workers is None else workers
         self.runners = self.settings["RUNNERS"] if runners is None else runners
+        self.campaign_workers = self.settings["CAMPAIGN_WORKERS"]  # workers declaring `players`
         self.processes = []  # (name, Popen), in start order
         self.starters = {}  # name -> callable that starts it again (the supervisor's restart)
         self.restarts = {}  # name -> [failures in a row, restart due at (monotonic) or None, started at]
@@ -287,6 +289,20 @@ class Stack:
         if self.workers:
             self.say(f"workers  {self.workers} on queue '{self.settings['REDIS_QUEUE_NAME']}'")
         self.start_runners()
+        self.start_campaigns()
+
+    def start_campaigns(self):
+        """The player API stand-in on PLAYER_API_ADDR and workers declaring `players` on queue campaigns."""
+        standin = self._spawn("playerapi", [sys.executable, "-m", "object_challenge.campaigns.playerapi"])
+        wait_for_port(_port(self.settings["PLAYER_API_ADDR"]), process=standin, what="player API")
+        self.say(f"player API stand-in on http://{self.settings['PLAYER_API_ADDR']}")
+        argv = [sys.executable, "manage.py", "worker", "--queue", "campaigns", "--modules", "players"]
+        for n in range(self.campaign_workers):
+            self._spawn(
+                f"campaigns-{n + 1}", [*argv, "--worker-id", f"local-campaigns-{n + 1}", "--poll-interval", "0.2"]
+            )
+        if self.campaign_workers:
+            self.say(f"campaign workers {self.campaign_workers} on queue 'campaigns' (players)")
 
     def start_runners(self):
         """Workers declaring only run_program on the runs queue (issue 14)."""
