@@ -238,13 +238,15 @@ class Box:
 
         The start, with no Python code between fork and exec (a ``preexec_fn`` makes
         subprocess fork the whole worker, ~7 ms here, instead of vfork): bwrap is
-        spawned as the run uid (``_as_run_uid``) in a new session and sets the sandbox
-        up; its pid 1 then waits on ``--block-fd`` before it loads seccomp and forks
-        the program. Meanwhile the worker reads pid 1's pid from ``--json-status-fd``,
-        moves it into the run's cgroups and sets its rlimits (``prlimit``), and only
-        then lets it go on: the program and everything it starts inherit both, and no
-        user code runs before they are in place. If that fails, the sandbox is killed
-        without ever being released.
+        spawned in a new session by a thread that has taken the run uid
+        (``_as_run_uid``) and joined the run's cgroups (``_thread_in_cgroups``) alone,
+        so it is born with both; it sets the sandbox up, then its pid 1 waits on
+        ``--block-fd`` before it loads seccomp and forks the program. Meanwhile the
+        worker resets the cgroups' limits and counters, reads pid 1's pid from
+        ``--json-status-fd`` and sets its rlimits (``prlimit``), and only then lets it
+        go on: the program and everything it starts inherit them, and no user code
+        runs before they are in place. If any of that fails, the sandbox is killed
+        without ever being released. docs/runs.md "How a run starts".
         """
         filt = _filter()
         keep = []
