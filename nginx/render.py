@@ -52,7 +52,7 @@ PROXY_COMMON = """\
 proxy_http_version 1.1;
 proxy_set_header X-Request-Id $oc_request_id;
 proxy_set_header Connection "";
-proxy_set_header Host $host;
+proxy_set_header Host $oc_host;
 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
 proxy_set_header X-Forwarded-Proto $scheme;
 proxy_connect_timeout 1s;
@@ -125,7 +125,18 @@ def lua_settings(cfg):
         "cache_max_body": cfg.GATEWAY_CACHE_MAX_BODY,
         "index_json": json.dumps(index, separators=(",", ":")),
         "status_codes": {str(status): list(pair) for status, pair in errors.STATUS_CODES.items()},
+        "streams_per_user": cfg.STREAMS_PER_USER,
     }
+
+
+def real_ip(cfg):
+    """realip directives for TRUSTED_PROXIES (none: off, $remote_addr is the peer's address)."""
+    if not cfg.TRUSTED_PROXIES:
+        return "    # TRUSTED_PROXIES is off: the client address is the connection's"
+    lines = ["    # TRUSTED_PROXIES: the client address is the last X-Forwarded-For entry no trusted proxy added"]
+    lines += [f"    set_real_ip_from {proxy};" for proxy in cfg.TRUSTED_PROXIES]
+    lines += ["    real_ip_header X-Forwarded-For;", "    real_ip_recursive on;"]
+    return "\n".join(lines)
 
 
 def indent(text, spaces):
@@ -160,6 +171,7 @@ def render(flavour, prefix, cfg, lua_dir=None, workers="auto", access_log=None, 
         "listen": f"{cfg.GATEWAY_HOST}:{cfg.GATEWAY_PORT}",
         "proxy_common": indent(PROXY_COMMON, 8),
         "proxy_identity": indent(PROXY_IDENTITY, 8),
+        "real_ip": real_ip(cfg),
     }
     text = TEMPLATE.read_text()
     for key, value in values.items():

@@ -17,11 +17,14 @@ local request = require "oc.request"
 local settings = require "oc.settings"
 local snapshot = require "oc.snapshot"
 local stream = require "oc.stream"
+local streams = require "oc.streams"
+local store = require "oc.store"
 local upstream = require "oc.upstream"
 
 local ngx = ngx
 local req = ngx.req
-local pairs = pairs
+local pairs, pcall, type = pairs, pcall, type
+local find = string.find
 
 local _M = {}
 
@@ -30,6 +33,9 @@ local ERR_PURGE_ADMIN = "purging the cache needs the admin role"
 local ERR_BUCKET_METHOD = "use POST /bucket"
 local ERR_PURGE_METHOD = "use DELETE /newapi/_cache/<path> or PURGE <path>"
 local ERR_INDEX_METHOD = "GET / only"
+local ERR_HEALTHZ_METHOD = "GET /healthz only"
+local ERR_REDIRECT = "the resource is at the address in the Location header"
+local ERR_STREAM_LOADING = "the puzzle is being loaded; retry shortly"
 
 local refuse = errors.send
 
@@ -47,9 +53,18 @@ local function answer(a)
 end
 
 -- Server-Sent Events: the headers, then relay(...) until the client or
--- Redis goes away (a gone client ends the request at once).
-local function sse(what, relay, ...)
-    if not ngx.on_abort(function() ngx.exit(499) end) then
+-- Redis goes away (a gone client ends the request at once). The caller's
+-- open stream (a slot of oc.streams) is given back on every way out: the
+-- relay's end, an error in it, the client's abort.
+local function sse(what, slot, relay, ...)
+    local closed = false
+    local function close()
+        if not closed then
+            closed = true
+            streams.close(slot)
+        end
+    end
+    if not ngx.on_abort(function() close(); ngx.exit(499) end) then
         ngx.log(ngx.WARN, what, ": lua_check_client_abort is off; a gone client is noticed on the next write")
     end
     ngx.status = 200
@@ -57,7 +72,11 @@ local function sse(what, relay, ...)
     h["Content-Type"] = "text/event-stream"
     h["X-Accel-Buffering"] = "no"
     ngx.var.oc_cache_control = "no-store"
-    relay(...)
+    local ok, err = pcall(relay, ...)
+    close()
+    if not ok then
+        ngx.log(ngx.ERR, what, ": ", err)
+    end
     return ngx.exit(ngx.OK)
 end
 
@@ -163,11 +182,43 @@ local function served_from_cache()
     return status == "HIT" or status == "UPDATING"
 end
 
+-- An upstream answer not in the house shape: an error or a redirect whose
+-- body is not JSON (gunicorn's HTML 400/414/431, a crashed worker's page, a
+-- redirect). nil, or the JSON body that replaces it (same status; a
+-- redirect keeps its Location, which the service built from the client's
+-- Host, port included).
+local function house_shape(status)
+    local h = ngx.header
+    local ct = h["Content-Type"]
+    if ct and find(ct, "json", 1, true) then
+        return nil
+    end
+    local err
+    if status < 400 then
+        err = errors.new(status, "redirect", ERR_REDIRECT, nil, { location = h["Location"] })
+    else
+        err = errors.new(status)
+    end
+    h["Content-Type"] = "application/json"
+    h["Content-Length"] = nil
+    ngx.var.oc_cache_control = "no-store"
+    return errors.render(err, request.id()) .. "\n"
+end
+
+-- Every proxied location: the answer's shape, then cache store / purge.
 function _M.header_filter()
     if served_from_cache() then
         return
     end
     local ctx = ngx.ctx
+    local status = ngx.status
+    if status >= 300 and status ~= 304 and ngx.var.upstream_status then
+        ctx.replace = house_shape(status)
+    elseif status == 200 and req.get_method() == "OPTIONS" and ngx.header["Content-Length"] == "0" then
+        -- a service's bare OPTIONS answer (Flask: 200, text/html, empty): 204 with its Allow
+        ngx.status = 204
+        ngx.header["Content-Type"] = nil
+    end
     if ctx.cache then
         cache.header_filter(ctx)
     elseif ctx.purge then
@@ -180,6 +231,10 @@ function _M.body_filter()
         return
     end
     local ctx = ngx.ctx
+    if ctx.replace then
+        ngx.arg[1] = ngx.arg[2] and ctx.replace or ""
+        return
+    end
     if ctx.cache then
         cache.body_filter(ctx)
     end
@@ -202,22 +257,39 @@ function _M.moves()
 end
 
 -- GET /newapi/puzzle/<id>/updates/: the SSE stream (oc.stream) unless
--- ?since= asks for catch-up, or Redis does not hold the puzzle.
+-- ?since= asks for catch-up. A puzzle Redis does not hold is loaded through
+-- one quick service call (or refused as the service refuses it): the stream
+-- itself is always served here, never by a service worker.
 function _M.updates()
     if ngx.var.arg_since then
         return ngx.exec("@publish_plain")
     end
     -- the access phase let anonymous callers through (services decide on /newapi)
-    if not publish.user_id() then
+    local player = publish.user_id()
+    if not player then
         return refuse(auth.unauthorized("missing"))
     end
     local red, id = stream.open(ngx.var.uri)
     if red == false then
-        return ngx.exec("@publish_stream")
-    elseif not red then
+        local a = stream.load(id, job_events.caller())
+        if a then -- the service's refusal (404, 409 puzzle_generating, 503), as it is
+            publish.no_store()
+            return answer(a)
+        end
+        red, id = stream.open(ngx.var.uri)
+        if red == false then
+            return refuse(errors.new(503, "stream_unavailable", ERR_STREAM_LOADING, { ["Retry-After"] = "1" }))
+        end
+    end
+    if not red then
         return refuse(id) -- id: the refusal
     end
-    return sse("stream", stream.relay, red, id)
+    local slot, err = streams.open(player)
+    if slot == nil then
+        red:close()
+        return refuse(err)
+    end
+    return sse("stream", slot, stream.relay, red, id)
 end
 
 -- GET /newapi/jobs/<id>/events/stream: oc.job_events (live, Redis pub/sub);
@@ -236,7 +308,13 @@ function _M.job_events()
     elseif not s then
         return refuse(err)
     end
-    return sse("job events", job_events.relay, s)
+    local slot
+    slot, err = streams.open(publish.user_id() or ngx.var.remote_addr)
+    if slot == nil then
+        job_events.close(s)
+        return refuse(err)
+    end
+    return sse("job events", slot, job_events.relay, s)
 end
 
 -- Rewrite phase of /_oc/jobs/ (the stream's catch-up subrequests).
@@ -260,13 +338,65 @@ function _M.not_found()
     return refuse(errors.new(404, "not_found", ERR_NOT_FOUND))
 end
 
+-- Two Authorization headers: nginx refuses the request itself (400); the
+-- gateway's answer for them is the 401 of malformed credentials.
+local function two_authorizations()
+    local ok, headers = pcall(req.get_headers, 100)
+    return ok and type(headers) == "table" and type(headers["authorization"]) == "table"
+end
+
 -- error_page target: nginx (or an upstream failure) chose the status.
+-- 494 is nginx's own "request header too large" (it would send a 400): the
+-- gateway answers the standard 431.
 function _M.error_page()
     local status = ngx.status
     if not status or status < 400 then
         status = 500
     end
+    if status == 494 then
+        status = 431
+    elseif status == 400 and two_authorizations() then
+        return refuse(auth.unauthorized("malformed"))
+    end
     return refuse(errors.new(status, nil, nil, { ["Content-Type"] = "application/json" }))
+end
+
+-- GET /healthz, for load balancers: is Redis reachable from the gateway,
+-- which snapshot does this worker decide with and when did its follower
+-- last reach Redis. 200 when Redis answers, else 503 (JSON, never cached).
+function _M.healthz()
+    local method = req.get_method()
+    if method ~= "GET" and method ~= "HEAD" then
+        return refuse(errors.new(405, "method_not_allowed", ERR_HEALTHZ_METHOD, { Allow = "GET, HEAD" }))
+    end
+    local id = request.assign()
+    ngx.update_time()
+    local started = ngx.now()
+    local pong, err = store.call("ping")
+    ngx.update_time()
+    local now = ngx.now()
+    local ok = pong == "PONG"
+    local version, checked = snapshot.version(), snapshot.last_ok()
+    local body = {
+        status = ok and "ok" or "unavailable",
+        redis = ok and { ok = true, ms = math.floor((now - started) * 1000 + 0.5) }
+            or { ok = false, error = tostring(err) },
+        snapshot = {
+            version = version and tonumber(version) or cjson.null,
+            -- seconds since this worker's follower last read oc:gw:version
+            checked_s_ago = checked > 0 and math.floor((now - checked) * 10 + 0.5) / 10 or cjson.null,
+            -- false: no snapshot, tokens are checked by the api service
+            edge_decisions = version ~= nil,
+        },
+        request_id = id,
+    }
+    ngx.status = ok and 200 or 503
+    ngx.var.oc_cache_control = "no-store"
+    if not ok then
+        ngx.header["Retry-After"] = "1"
+    end
+    ngx.say(cjson.encode(body))
+    return ngx.exit(ngx.HTTP_OK)
 end
 
 return _M

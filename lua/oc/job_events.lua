@@ -130,6 +130,11 @@ local function state(job_id)
     return value
 end
 
+-- A stream that will not be relayed after all (its Redis connection closed).
+function _M.close(s)
+    s.red:close()
+end
+
 -- Once the headers are out: the catch-up, then live events until the job
 -- ends, the client leaves or Redis fails; the connection is closed.
 function _M.relay(s)

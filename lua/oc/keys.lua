@@ -66,6 +66,11 @@ function _M.limit(scope, id)
     return "l:" .. scope .. ":" .. id
 end
 
+-- shared dict oc_streams: open SSE streams of a user
+function _M.streams(user_id)
+    return "s:" .. user_id
+end
+
 function _M.cache_gen(path)
     return "g:" .. path
 end

@@ -12,7 +12,7 @@ _M.REQUIRED = {
     "name", "version", "gateway_secret", "body_limit", "snapshot_poll",
     "rate_limits", "user_rps", "user_burst", "ip_rps", "ip_burst",
     "redis", "redis_timeout_ms", "auth_ttl", "auth_neg_ttl", "auth_fallback_ttl",
-    "cache_max_body", "index_json", "status_codes",
+    "cache_max_body", "index_json", "status_codes", "streams_per_user",
 }
 
 local current

@@ -41,6 +41,11 @@ function _M.version()
     return state.version
 end
 
+-- ngx.now() of the follower's last successful read of the version (0: never).
+function _M.last_ok()
+    return state.last_ok
+end
+
 function _M.rules()
     return state.rules
 end

@@ -7,8 +7,10 @@
 -- confirmed the SUBSCRIBE: a client that has its headers misses no later move
 -- (earlier ones: GET ...?since=<seq>).  A light thread sends a keep-alive
 -- comment every KEEPALIVE seconds; the client going away ends the request.
--- A puzzle Redis does not hold (unknown, or Redis lost it) goes to the publish
--- service, which answers 404 or reloads it and streams itself.
+-- A puzzle Redis does not hold (unknown, still generating, evicted, or Redis
+-- lost it): one catch-up read through the publish service (load) reloads it
+-- or answers 404 / 409 puzzle_generating, and the stream is served here all
+-- the same: no stream holds a service worker.
 local errors = require "oc.errors"
 local keys = require "oc.keys"
 local store = require "oc.store"
@@ -25,13 +27,29 @@ local ROUTE = [[^/newapi/puzzle/(\d{1,18})/updates/?$]]
 
 local ERR_NO_PUZZLE = "no such puzzle; puzzle ids are whole numbers"
 local ERR_UNAVAILABLE = "the update stream is unavailable; retry shortly"
+local LOAD = "/_oc/publish/"        -- internal location: the publish service's puzzle routes
+local SINCE_END = "9007199254740991" -- a catch-up past any seq: loads the board, returns nothing
 
 local function unavailable()
-    return nil, errors.new(503, "stream_unavailable", ERR_UNAVAILABLE)
+    return nil, errors.new(503, "stream_unavailable", ERR_UNAVAILABLE, { ["Retry-After"] = "1" })
 end
 
--- A Redis connection subscribed to the puzzle of uri, or false (a puzzle
--- Redis does not hold: the publish service decides), or nil and a refusal.
+-- A puzzle Redis does not hold: ask the publish service for a catch-up past
+-- the end (it reloads the board from MongoDB, or refuses). nil when the
+-- board is loaded now, else the service's answer {status, headers, body}.
+function _M.load(puzzle_id, caller)
+    local res = ngx.location.capture(LOAD .. puzzle_id .. "/updates/",
+        { args = { since = SINCE_END }, ctx = { oc_caller = caller } })
+    if res.status == ngx.HTTP_OK then
+        return nil
+    end
+    local h = res.header or {}
+    return { status = res.status, body = res.body,
+             headers = { ["Retry-After"] = h["Retry-After"], ["WWW-Authenticate"] = h["WWW-Authenticate"] } }
+end
+
+-- A Redis connection subscribed to the puzzle of uri and the puzzle id, or
+-- false and the id (a puzzle Redis does not hold: load it), or nil and a refusal.
 -- A subscribed connection never goes back to the pool: relay closes it (a
 -- pooled one taken here was already authenticated and selected).
 function _M.open(uri)
@@ -51,8 +69,9 @@ function _M.open(uri)
         red:close()
         if known == nil then
             ngx.log(ngx.ERR, "stream: redis exists: ", err)
+            return unavailable()
         end
-        return false
+        return false, puzzle_id
     end
     local res
     res, err = red:subscribe(keys.pub_channel(puzzle_id))
@@ -91,7 +110,11 @@ function _M.relay(red, puzzle_id)
                 end
             end
         elseif err ~= "timeout" then
+            -- Redis went away (restarted, maybe without the board): tell the
+            -- watcher to re-read the board before it reconnects
             ngx.log(ngx.WARN, "stream of puzzle ", puzzle_id, " ends: redis ", err)
+            print('event: reload\ndata: {"reload":true,"puzzle_id":', puzzle_id, '}\n\n')
+            flush(false)
             break
         end
     end

@@ -5,6 +5,7 @@ local settings = require "oc.settings"
 
 local ngx = ngx
 local req = ngx.req
+local escape_uri = ngx.escape_uri
 local pairs, byte, find, type = pairs, string.byte, string.find, type
 
 local _M = {}
@@ -33,8 +34,10 @@ function _M.prepare(ident)
     local var = ngx.var
     var.oc_gateway_secret = settings.get().gateway_secret
     if ident then -- $oc_user_id is already set (oc.gateway identify)
-        var.oc_user_name = ident.name
-        var.oc_user_role = ident.role
+        -- percent-encoded (UTF-8 bytes, RFC 3986 unreserved kept): no value can
+        -- break a header line; identity.py decodes them
+        var.oc_user_name = escape_uri(ident.name)
+        var.oc_user_role = escape_uri(ident.role)
     end
     return true
 end

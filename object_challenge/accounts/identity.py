@@ -13,6 +13,7 @@ import functools
 import hmac
 import json
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 from flask import current_app, request
 
@@ -75,6 +76,28 @@ def lookup_token(token):
     return user.to_identity() if user else None
 
 
+def encode_header(value):
+    """An identity value as the gateway sends it (X-User-Name, X-User-Role): percent-encoded
+    UTF-8, RFC 3986 unreserved characters kept, so no name can break a header line."""
+    return quote(value, safe="-_.~")
+
+
+def decode_header(value):
+    """The value of an identity header the gateway encoded (``encode_header``)."""
+    return unquote(value, errors="replace")
+
+
+def gateway_headers(identity, secret, request_id=""):
+    """The identity headers a service sends another service as the gateway would."""
+    return {
+        "X-User-Id": str(identity.user_id),
+        "X-User-Name": encode_header(identity.name),
+        "X-User-Role": encode_header(identity.role),
+        "X-Gateway-Secret": secret,
+        "X-Request-Id": request_id,
+    }
+
+
 def _from_gateway():
     secret = request.headers.get("X-Gateway-Secret")
     if not secret or not hmac.compare_digest(secret, current_app.config["GATEWAY_SECRET"]):
@@ -83,7 +106,8 @@ def _from_gateway():
         user_id = int(request.headers["X-User-Id"])
     except (KeyError, ValueError):
         return None
-    return Identity(user_id, request.headers.get("X-User-Name", ""), request.headers.get("X-User-Role", "user"))
+    name = decode_header(request.headers.get("X-User-Name", ""))
+    return Identity(user_id, name, decode_header(request.headers.get("X-User-Role", "user")))
 
 
 def current_identity():

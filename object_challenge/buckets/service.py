@@ -11,6 +11,7 @@ import json
 import requests
 from flask import current_app
 
+from object_challenge.accounts.identity import gateway_headers
 from object_challenge.accounts.snapshot import grants_table
 from object_challenge.buckets.names import name_problem
 from object_challenge.buckets.rules import admit
@@ -70,13 +71,7 @@ def decide(identity, name):
 
 def create_in_storage(identity, name, request_id=""):
     """Ask the storage upstream to create the bucket; returns its JSON answer."""
-    headers = {
-        "X-User-Id": str(identity.user_id),
-        "X-User-Name": identity.name,
-        "X-User-Role": identity.role,
-        "X-Gateway-Secret": current_app.config["GATEWAY_SECRET"],
-        "X-Request-Id": request_id,
-    }
+    headers = gateway_headers(identity, current_app.config["GATEWAY_SECRET"], request_id)
     try:
         answer = _session.post(
             current_app.config["STORAGE_URL"].rstrip("/") + "/arvan",

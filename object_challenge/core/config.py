@@ -6,6 +6,7 @@ stores that ``make run`` starts, so ``python manage.py ...`` talks to the same
 database as a running stack.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -57,6 +58,19 @@ def _switch(name, default, environ=None):
     return value.strip().lower() not in ("off", "0", "false", "no")
 
 
+def _proxies(value):
+    """TRUSTED_PROXIES: addresses or CIDR ranges, comma- or space-separated ("" or off: none)."""
+    if value.strip().lower() in ("", "off", "0", "false", "no"):
+        return ()
+    entries = tuple(part for part in value.replace(",", " ").split() if part)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SystemExit(f"config: TRUSTED_PROXIES entry {entry!r} is not an address or CIDR range") from None
+    return entries
+
+
 def settings_from_env(environ=None):
     """Every setting the services, the gateway renderer and the tools use."""
     e = environ
@@ -91,6 +105,9 @@ def settings_from_env(environ=None):
         "RATE_LIMIT_USER_BURST": _int("RATE_LIMIT_USER_BURST", 100, e),
         "RATE_LIMIT_IP_RPS": _float("RATE_LIMIT_IP_RPS", 20, e),
         "RATE_LIMIT_IP_BURST": _int("RATE_LIMIT_IP_BURST", 50, e),
+        # the gateway: open SSE streams per user; proxies whose X-Forwarded-For is believed
+        "STREAMS_PER_USER": _int("STREAMS_PER_USER", 20, e),
+        "TRUSTED_PROXIES": _proxies(_env("TRUSTED_PROXIES", "", e)),
         "GUNICORN_WORKERS": _int("GUNICORN_WORKERS", 0, e),
         # job workers `make run` starts (and keeps running)
         "WORKERS": _int("WORKERS", 1, e),

@@ -27,15 +27,18 @@ STATUS_CODES = {
     405: ("method_not_allowed", "this route does not take that method"),
     408: ("request_timeout", "the request was not sent in time"),
     409: ("conflict", "the request conflicts with the current state"),
+    411: ("length_required", "send Content-Length (or a chunked body)"),
     413: ("payload_too_large", "the request body is over the size limit"),
     414: ("uri_too_long", "the request URI is too long"),
     423: ("locked", "the resource is locked"),
     429: ("too_many_requests", "too many requests; retry after Retry-After seconds"),
     431: ("headers_too_large", "the request headers are too large"),
     500: ("internal_error", "the gateway failed; the request id is in the log"),
+    501: ("not_implemented", "the gateway does not implement that (method or transfer encoding)"),
     502: ("bad_gateway", "the service behind this route is not answering; retry shortly"),
     503: ("service_unavailable", "the service behind this route is unavailable; retry shortly"),
     504: ("gateway_timeout", "the service behind this route did not answer in time"),
+    505: ("http_version_not_supported", "send HTTP/1.0 or HTTP/1.1"),
 }
 
 
