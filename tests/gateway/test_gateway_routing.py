@@ -115,9 +115,13 @@ def test_bad_request_from_nginx_itself_is_json(stack):
     assert "application/json" in head
 
 
-def test_updates_of_a_puzzle_redis_does_not_hold_go_to_publish(stack):
-    # oc.stream serves known puzzles itself; an unknown one is the service's 404 (or reload)
-    assert upstream_of(stack, "GET", "/newapi/puzzle/987654321/updates/") == stack.settings["PUBLISH_ADDR"]
+def test_updates_of_a_puzzle_redis_does_not_hold_are_decided_by_publish_but_never_proxied(stack):
+    # oc.stream serves every stream itself; for a puzzle Redis lacks it asks the service once
+    # (a subrequest: the service's 404, or a reload), so the stream itself never goes upstream
+    answer = requests.get(f"{stack.url}/newapi/puzzle/987654321/updates/", headers=auth("token_1"), timeout=10)
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "puzzle_not_found"
+    assert upstream_of(stack, "GET", "/newapi/puzzle/987654321/updates/") == ""
 
 
 @pytest.mark.parametrize("path", ["/newapi/data/%00/x", "/bucket%00", "/%00"])
