@@ -26,7 +26,8 @@ def log_entry(stack, request_id, timeout=5.0):
         path = access_log(stack)
         if not path.exists():
             return None
-        for line in reversed(path.read_text().splitlines()):
+        # a raw request line may carry bytes that are not UTF-8 (nginx's escape=json keeps them)
+        for line in reversed(path.read_bytes().decode("utf-8", "replace").splitlines()):
             if request_id in line:
                 return json.loads(line)
         return None

@@ -2,8 +2,8 @@
 stack. Whatever is sent, no answer is a 5xx and every answer is the house JSON shape
 ({"error", "message", "request_id"} for a refusal); HEAD, 204 and 304 answers carry no body.
 
-Cases that still find a service's 500 are xfail (strict=False) with the owner named; see
-COORD.md / issue 17."""
+A case that finds a service's 500 is a bug of that service: fix it, or mark the case xfail
+(strict=False) naming the owner and note it in COORD.md."""
 
 import json
 import socket
@@ -120,17 +120,12 @@ ID_TEMPLATES = [
     "/newapi/runs/{}",
     "/newapi/campaigns/{}",
 ]
-# the publish service's 500 for puzzle ids of 2^63 or more (int64 in MongoDB): fixed on the
-# reliab branch (400 bad_puzzle_id), not on main yet
-INT64_500 = pytest.mark.xfail(reason="publish: puzzle id >= 2^63 is a 500 until reliab lands", strict=False)
 
 
 def id_cases():
     for template in ID_TEMPLATES:
         for bad in BAD_IDS:
-            huge = bad.isdigit() and int(bad) >= 2**63
-            marks = [INT64_500] if huge and template.startswith("/newapi/puzzle/{}") else []
-            yield pytest.param(template, bad, marks=marks, id=f"{template}-{bad}")
+            yield pytest.param(template, bad, id=f"{template}-{bad}")
 
 
 @pytest.mark.parametrize("template, bad", list(id_cases()))

@@ -108,6 +108,18 @@ def test_open_streams_per_user_are_capped(stack, gateway):
         body = is_json_error(refused, 429, "too_many_streams")
         assert body["limit"] == 2
         assert refused.headers["Retry-After"]
+        # job event streams count in the same budget
+        job = requests.post(
+            f"{stack.url}/newapi/queue",
+            json={"job_title": "cap", "tasks": [{"module": "no_such_module", "data": {}}]},
+            headers=auth("token_1"),
+            timeout=10,
+        )
+        assert job.status_code == 201, job.text
+        events = requests.get(
+            f"{stack.url}/newapi/jobs/{job.json()['job_id']}/events/stream", headers=auth("token_1"), timeout=10
+        )
+        is_json_error(events, 429, "too_many_streams")
         # another user is not affected
         other = Stream(stack, puzzle_id, "token_2")
         assert other.response.status == 200
