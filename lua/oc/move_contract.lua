@@ -31,7 +31,7 @@ local ERR_PIECE_IN_PLACE = "piece %s is in place now and cannot move"
 local ERR_PIECE_LOCKED = "another player is moving piece %s; try again in a few seconds"
 local ERR_TOKEN_INVALID = "the move token is not valid for this piece and player: "
     .. "it was used, expired, or replaced; ask for a new one with GET .../token/"
-local ERR_RATE = "more than %s moves in %s s on this puzzle; wait %s s (Retry-After)"
+local ERR_RATE = "%s moves in %s s on this puzzle reached the limit; wait %s s (Retry-After)"
 
 local function bad(code, message)
     return nil, errors.new(400, code, message)
