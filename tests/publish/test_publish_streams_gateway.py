@@ -136,3 +136,28 @@ def test_open_streams_per_user_are_capped(stack, gateway):
     finally:
         first.close()
         second.close()
+
+
+def test_a_stream_whose_redis_connection_breaks_says_reload_before_closing(stack):
+    puzzle_id = create(stack)
+    redis = redis_of(stack)
+    before = {c["id"] for c in redis.client_list(_type="pubsub")}
+    stream = Stream(stack, puzzle_id)
+    try:
+        assert stream.response.status == 200
+        assert stream.response.readline() == b": ok\n"
+        new = wait_until(
+            lambda: [c["id"] for c in redis.client_list(_type="pubsub") if c["id"] not in before],
+            timeout=10,
+            message="the stream's subscription",
+        )
+        for client_id in new:  # as when Redis restarts under the stream
+            redis.client_kill_filter(_id=client_id)
+        lines = []
+        while line := stream.response.readline():
+            lines.append(line)
+        assert b"event: reload\n" in lines
+        data = next(line for line in lines if line.startswith(b"data: "))
+        assert json.loads(data[6:]) == {"reload": True, "puzzle_id": puzzle_id}
+    finally:
+        stream.close()
