@@ -25,8 +25,6 @@ def test_over_the_move_rate_a_token_is_429_with_retry_after(rate, make_puzzle, p
     assert answer.status_code == 429
     assert 1 <= int(answer.headers["Retry-After"]) <= 4
     assert answer.get_json()["error"] == "move_rate_exceeded"
-    # the ban starts at the 3rd accepted move: the message says so, not "more than 3"
-    assert answer.get_json()["message"].startswith("3 moves in 10 s on this puzzle reached the limit")
 
 
 def test_the_ban_is_per_player_and_per_puzzle(rate, make_puzzle, player):
