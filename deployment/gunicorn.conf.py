@@ -103,7 +103,7 @@ def on_starting(server):
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         for leftover in path.glob("*.db"):
-            leftover.unlink()
+            leftover.unlink(missing_ok=True)
 
 
 def child_exit(server, worker):

@@ -60,6 +60,8 @@ class Deployment:
             for old, new in self.replace:
                 value = str(value).replace(old, new)
             env[key] = value
+        if "PROMETHEUS_MULTIPROC_DIR" in env:  # each container has its own /tmp
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.tmp / "metrics" / service)
         if stores:
             env.update(self.local)
         env.update({k: str(v) for k, v in extra.items()})
