@@ -91,7 +91,7 @@ def _with_board(puzzle_id, step):
 def _ban_message(retry_ms):
     seconds = current_app.config["MOVE_RATE_LIMIT"], current_app.config["MOVE_RATE_WINDOW_SECONDS"]
     return (
-        f"more than {seconds[0]} moves in {seconds[1]:g} s on this puzzle; "
+        f"{seconds[0]} moves in {seconds[1]:g} s on this puzzle reached the limit; "
         f"wait {max(1, round((retry_ms or 1000) / 1000))} s (Retry-After)"
     )
 
