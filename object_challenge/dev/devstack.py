@@ -19,6 +19,7 @@ notices (ops/recovery.py) and recovers jobs and puzzles from MongoDB.
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -360,9 +361,40 @@ class Stack:
         self.settings = config_module.settings_from_env(self.env)
         self.start_gateway()
 
+    def ports(self):
+        """``{port: what}`` for every port this stack binds on 127.0.0.1."""
+        wanted = {self.settings["GATEWAY_PORT"]: "the gateway (GATEWAY_PORT)"}
+        for name in SERVICES:
+            wanted[_port(self.settings[f"{name.upper()}_ADDR"])] = f"the {name} service ({name.upper()}_ADDR)"
+        wanted[_port(self.settings["PLAYER_API_ADDR"])] = "the player API stand-in (PLAYER_API_ADDR)"
+        if not self.external_mongo:
+            wanted[self.settings["MONGO_PORT"]] = "the MongoDB stand-in (MONGO_PORT)"
+        if not self.external_redis:
+            wanted[self.settings["REDIS_PORT"]] = "redis-server (REDIS_PORT)"
+        return wanted
+
+    def check_ports(self):
+        """Refuse to start beside something already on our ports: a second `make run` would
+        otherwise talk to the first one's stores and fight it for the rest."""
+        taken = []
+        for port, what in sorted(self.ports().items()):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    taken.append(f"{port} ({what})")
+        if taken:
+            raise RuntimeError(
+                "ports already in use: " + ", ".join(taken) + ". Another `make run` (or a test stack) is running: "
+                "stop it, or choose other ports: GATEWAY_PORT=9080 MONGO_PORT=27028 REDIS_PORT=6390 make run "
+                "(the services and the stand-in follow GATEWAY_PORT unless their own *_ADDR are set)"
+            )
+
     def start(self):
         self.var.mkdir(parents=True, exist_ok=True)
         try:
+            self.check_ports()
             self.start_stores()
             self.load_fixtures()
             self.start_services()
