@@ -11,6 +11,7 @@ alternately (A B A B ...) and reports the mean requests/s of each and A/B:
   create via gateway / create straight at storage          target >= 0.9
   cached authenticated GET (HIT) / bare Lua JSON (GET /)  target >= 0.5
   Flask-decided 403 (gateway with no snapshot) / edge 403  contrast
+  edge 403 with gateway metrics / the same with GATEWAY_METRICS=off  target >= 0.95
 
 Writes var/bench/gateway.json.
 """
@@ -44,14 +45,13 @@ def stack_env():
     return isolated_env(RATE_LIMITS="off")
 
 
-class FallbackGateway:
-    """A second gateway on the same services, pointed at a Redis db with no
-    snapshot: every POST /bucket is proxied to the api service (the old design)."""
+class SecondGateway:
+    """A second gateway on the same services with other settings (``name`` names its prefix)."""
 
-    def __init__(self, stack):
+    def __init__(self, stack, name, **overrides):
         self.port = free_port()
-        self.prefix = stack.var / "nginx-fallback"
-        env = dict(stack.env, GATEWAY_PORT=str(self.port), REDIS_URL=stack.env["REDIS_URL"].rsplit("/", 1)[0] + "/9")
+        self.prefix = stack.var / f"nginx-{name}"
+        env = dict(stack.env, GATEWAY_PORT=str(self.port), METRICS_ADDR=f"127.0.0.1:{free_port()}", **overrides)
         subprocess.run(
             [sys.executable, str(ROOT / "nginx" / "render.py"), "--prefix", str(self.prefix)],
             env=env,
@@ -64,7 +64,7 @@ class FallbackGateway:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port, process=self.process, what="fallback gateway")
+        wait_for_port(self.port, process=self.process, what=f"{name} gateway")
         self.url = f"http://127.0.0.1:{self.port}"
 
     def stop(self):
@@ -72,7 +72,21 @@ class FallbackGateway:
         self.process.wait(timeout=10)
 
 
-def scenarios(stack, fallback, run_id):
+def fallback_gateway(stack):
+    """Pointed at a Redis db with no snapshot: every POST /bucket is proxied to the api
+    service (the old design)."""
+    return SecondGateway(stack, "fallback", REDIS_URL=stack.env["REDIS_URL"].rsplit("/", 1)[0] + "/9")
+
+
+def metrics_gateways(stack):
+    """Two more gateways alike but for GATEWAY_METRICS (on, off: no log-phase counting),
+    started the same way, so that nothing but the counting differs between them."""
+    return SecondGateway(stack, "metered", GATEWAY_METRICS="on"), SecondGateway(
+        stack, "unmetered", GATEWAY_METRICS="off"
+    )
+
+
+def scenarios(stack, fallback, metered, unmetered, run_id):
     gw, storage = stack.url, f"http://{stack.settings['STORAGE_ADDR']}"
     identity = [
         "X-User-Id: 1",
@@ -84,6 +98,12 @@ def scenarios(stack, fallback, run_id):
     deny = '{"bucket": "pushe3"}'
     return {
         "edge_403": dict(url=gw, method="POST", path="/bucket", body=deny, headers=TOKEN_1, expect=403),
+        "edge_403_metered": dict(
+            url=metered.url, method="POST", path="/bucket", body=deny, headers=TOKEN_1, expect=403
+        ),
+        "edge_403_unmetered": dict(
+            url=unmetered.url, method="POST", path="/bucket", body=deny, headers=TOKEN_1, expect=403
+        ),
         "no_token_401": dict(
             url=gw, method="POST", path="/bucket", body=deny, headers=["Content-Type: application/json"], expect=401
         ),
@@ -106,6 +126,7 @@ def scenarios(stack, fallback, run_id):
 
 PAIRS = [  # creation last: its slow tail (MongoDB writes) must not overlap the others
     ("edge refusal 403 / no-token 401", "edge_403", "no_token_401", 0.6),
+    ("edge 403 metrics on / metrics off", "edge_403_metered", "edge_403_unmetered", 0.95),
     ("cached GET HIT / bare Lua JSON", "cached_get", "bare_lua", 0.5),
     ("Flask-decided 403 / edge 403 (old design, contrast)", "flask_403", "edge_403", None),
     ("create via gateway / straight at storage", "create_gateway", "create_direct", 0.9),
@@ -189,6 +210,7 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=1, help="seconds of each scenario first, not counted")
     parser.add_argument("--keep", action="store_true", help="keep the stack's temp dir (logs) afterwards")
+    parser.add_argument("--only", default="", help="run only the pairs whose title contains this text")
     parser.add_argument(
         "--settle", type=float, default=2.0, help="pause after each wrk run so requests still queued upstream finish"
     )
@@ -198,21 +220,26 @@ def main(argv=None):
     stack = Stack(env=stack_env(), var_dir=var, mongo_file=False, quiet=True, workers=0)
     print(f"starting the stack in {var} ...", flush=True)
     stack.start()
-    fallback = None
+    fallback = metered = unmetered = None
     try:
-        fallback = FallbackGateway(stack)
+        fallback = fallback_gateway(stack)
+        metered, unmetered = metrics_gateways(stack)
         run_id = uuid.uuid4().hex[:8]
-        table = scenarios(stack, fallback, run_id)
+        table = scenarios(stack, fallback, metered, unmetered, run_id)
         for name, s in table.items():
             preflight(name, s)
+        wanted = {n for title, a, b, _ in PAIRS if args.only in title for n in (a, b)}
         if args.warmup:
             warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
-            for s in table.values():
+            for s in (table[n] for n in table if n in wanted):
                 wrk(s, warm, "w")
                 time.sleep(args.settle)
         measured, report = {}, []
-        prefixes = {stack.url: stack.var / "nginx", fallback.url: fallback.prefix}
+        prefixes = {stack.url: stack.var / "nginx"}
+        prefixes.update((g.url, g.prefix) for g in (fallback, metered, unmetered))
         for title, a, b, target in PAIRS:
+            if args.only not in title:
+                continue
             runs = {a: [], b: []}
             for round_no in range(args.rounds):
                 for name in (a, b):
@@ -262,8 +289,9 @@ def main(argv=None):
         print(f"results in {out / 'gateway.json'}")
         return 0 if all(p["pass"] is not False for p in report) else 1
     finally:
-        if fallback:
-            fallback.stop()
+        for second in (fallback, metered, unmetered):
+            if second:
+                second.stop()
         stack.stop()
         if args.keep:
             print(f"stack files (logs) kept in {var}")

@@ -11,6 +11,7 @@ local cache = require "oc.cache"
 local errors = require "oc.errors"
 local job_events = require "oc.job_events"
 local limits = require "oc.limits"
+local metrics = require "oc.metrics"
 local moves = require "oc.moves"
 local publish = require "oc.publish"
 local request = require "oc.request"
@@ -72,6 +73,7 @@ local function sse(what, slot, relay, ...)
     h["Content-Type"] = "text/event-stream"
     h["X-Accel-Buffering"] = "no"
     ngx.var.oc_cache_control = "no-store"
+    metrics.stream_opened() -- closed in the log phase (oc.metrics.log), however it ends
     local ok, err = pcall(relay, ...)
     close()
     if not ok then
@@ -86,6 +88,7 @@ end
 
 function _M.init_worker()
     snapshot.start()
+    metrics.start()
 end
 
 local function purge(ident, path)
@@ -328,6 +331,15 @@ function _M.index()
     end
     request.assign()
     ngx.say(settings.get().index_json)
+end
+
+-- GET /_metrics on the internal METRICS_ADDR listener: Prometheus text.
+function _M.metrics()
+    if req.get_method() ~= "GET" and req.get_method() ~= "HEAD" then
+        return refuse(errors.new(405, "method_not_allowed", "GET /_metrics only", { Allow = "GET" }))
+    end
+    ngx.header["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+    ngx.print(metrics.render(snapshot.version()))
 end
 
 -- Anything not routed (internal paths included): 404, or a purge.

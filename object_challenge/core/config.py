@@ -91,6 +91,9 @@ def settings_from_env(environ=None):
         "GATEWAY_HOST": _env("GATEWAY_HOST", "127.0.0.1", e),
         "GATEWAY_PORT": gateway_port,
         "API_ADDR": _env("API_ADDR", f"127.0.0.1:{gateway_port + 1}", e),
+        # the gateway's internal metrics listener (GET /_metrics); off: no counting at all
+        "METRICS_ADDR": _env("METRICS_ADDR", f"127.0.0.1:{gateway_port + 6}", e),
+        "GATEWAY_METRICS": _bool("GATEWAY_METRICS", True, e),
         "JOBS_ADDR": _env("JOBS_ADDR", f"127.0.0.1:{gateway_port + 2}", e),
         "PUBLISH_ADDR": _env("PUBLISH_ADDR", f"127.0.0.1:{gateway_port + 3}", e),
         "STORAGE_ADDR": _env("STORAGE_ADDR", f"127.0.0.1:{gateway_port + 4}", e),

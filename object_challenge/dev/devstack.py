@@ -51,6 +51,7 @@ def isolated_env(**overrides):
     for name in SERVICES:
         env[f"{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
     env["PLAYER_API_ADDR"] = f"127.0.0.1:{free_port()}"
+    env["METRICS_ADDR"] = f"127.0.0.1:{free_port()}"
     env.update({k: str(v) for k, v in overrides.items()})
     return env
 

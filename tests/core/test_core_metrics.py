@@ -1,7 +1,9 @@
 """Prometheus metrics: every service's /metrics parses, and none is reachable through the gateway."""
 
+import time
+
 import requests
-from helpers import auth
+from helpers import auth, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -42,3 +44,63 @@ def test_the_public_port_answers_404_for_every_metrics_path(stack):
     for path in ("/metrics", "/_metrics", "/newapi/metrics", "/newapi/../metrics"):
         answer = requests.get(f"{stack.url}{path}", headers=auth("token_admin"), timeout=10)
         assert answer.status_code == 404, (path, answer.status_code)
+
+
+def gateway_metrics(stack):
+    answer = requests.get(f"http://{stack.settings['METRICS_ADDR']}/_metrics", timeout=10)
+    assert answer.status_code == 200, answer.text[:200]
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    return families(answer.text)
+
+
+def sample(found, family, name, **labels):
+    for s in found[family].samples:
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    return 0
+
+
+def test_the_gateway_counts_in_lua_and_shows_it_only_on_its_internal_listener(stack, gateway):
+    before = gateway_metrics(stack)
+    refused = requests.post(f"{stack.url}/bucket", headers=auth("token_1"), json={"bucket": "pushe3"}, timeout=10)
+    assert refused.status_code == 403
+    requests.get(f"{stack.url}/dashboard/", timeout=10)
+    total = "oc_gateway_requests_total"
+    counted = sample(before, "oc_gateway_requests", total, route="bucket", status="4xx") + 1
+
+    def flushed():
+        # each nginx worker adds its counts to the shared dict every second
+        found = gateway_metrics(stack)
+        ok = sample(found, "oc_gateway_requests", total, route="bucket", status="4xx") == counted
+        return ok and sample(found, "oc_gateway_requests", total, route="dashboard", status="2xx") >= 1 and found
+
+    after = wait_until(flushed, timeout=3, message="the counts flushed")
+    assert sample(after, "oc_gateway_refusals", "oc_gateway_refusals_total", status="403") >= 1
+    histogram = "oc_gateway_request_duration_seconds"
+    assert sample(after, histogram, f"{histogram}_count", route="bucket") >= 1
+    assert sample(after, histogram, f"{histogram}_bucket", route="bucket", le="+Inf") == sample(
+        after, histogram, f"{histogram}_count", route="bucket"
+    )
+    for name in (
+        "oc_gateway_cache",
+        "oc_gateway_upstream_errors",
+        "oc_gateway_sse_open",
+        "oc_gateway_snapshot_version",
+    ):
+        assert name in after
+    assert sample(after, "oc_gateway_snapshot_version", "oc_gateway_snapshot_version") > 0
+    # nothing else on that listener
+    assert requests.get(f"http://{stack.settings['METRICS_ADDR']}/metrics", timeout=10).status_code == 404
+
+
+def test_gateway_metrics_off_counts_nothing(stack, gateway):
+    stack.restart_gateway(GATEWAY_METRICS="off")
+    before = gateway_metrics(stack)
+    for _ in range(3):
+        requests.post(f"{stack.url}/bucket", headers=auth("token_1"), json={"bucket": "pushe3"}, timeout=10)
+    time.sleep(1.5)  # past a flush: nothing was counted to flush
+    after = gateway_metrics(stack)
+    total = "oc_gateway_requests_total"
+    assert sample(after, "oc_gateway_requests", total, route="bucket", status="4xx") == sample(
+        before, "oc_gateway_requests", total, route="bucket", status="4xx"
+    )

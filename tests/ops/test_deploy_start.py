@@ -44,6 +44,8 @@ class Deployment:
         self.variables = variables
         # compose service name -> where it runs here
         self.replace = [(f"{name}:8000", f"127.0.0.1:{port}") for name, port in self.ports.items()]
+        # each container has its own /tmp; here the services share one machine
+        self.replace.append(("/tmp/oc-metrics", str(tmp / "metrics")))
         self.local = {
             "MONGO_URI": f"{stores.mongo_uri}/{self.db_names[0]}",
             "MONGO_JOB_DB": self.db_names[1],
@@ -399,7 +401,10 @@ def test_gateway_command_serves_the_deployment(deployment, tmp_path):
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir()
     port = free_port()
-    rendered = _render_like_compose(deployment, conf_dir, REDIS_URL=deployment.redis_url, GATEWAY_PORT=port)
+    metrics_addr = f"127.0.0.1:{free_port()}"  # compose's 0.0.0.0:8086 may be taken here
+    rendered = _render_like_compose(
+        deployment, conf_dir, REDIS_URL=deployment.redis_url, GATEWAY_PORT=port, METRICS_ADDR=metrics_addr
+    )
     assert rendered.returncode == 0, rendered.stderr
     _debianize(conf_dir)
     argv = dc.interpolate(deployment.services["gateway"]["command"], deployment.variables)
