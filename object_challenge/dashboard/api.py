@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 from flask import Blueprint, current_app, jsonify, request
+from prometheus_client.parser import text_string_to_metric_families
 
 from object_challenge.accounts.identity import require_role
 from object_challenge.core.errors import BadRequest
@@ -93,6 +94,25 @@ def _service_health():
     return health
 
 
+def _gateway_counts():
+    """The gateway's request and refusal counters (its /_metrics on METRICS_ADDR), or None.
+    The page turns two of these into rates."""
+    try:
+        answer = requests.get(f"http://{current_app.config['METRICS_ADDR']}/_metrics", timeout=0.5)
+        answer.raise_for_status()
+    except requests.RequestException:
+        return None
+    requests_by_route, refusals = {}, {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "oc_gateway_requests_total":
+                route = requests_by_route.setdefault(sample.labels["route"], {})
+                route[sample.labels["status"]] = int(sample.value)
+            elif sample.name == "oc_gateway_refusals_total":
+                refusals[sample.labels["status"]] = int(sample.value)
+    return {"requests": requests_by_route, "refusals": refusals}
+
+
 @bp.get("/overview")
 def overview():
     problems = check_stores()
@@ -121,6 +141,7 @@ def overview():
             },
             "workers": len(workers.list_ids(service.queue)),
             "puzzles": {status: Puzzle.objects(status=status).count() for status in ("active", "complete")},
+            "gateway": _gateway_counts(),
         }
     )
 

@@ -84,6 +84,8 @@ def test_dashboard_refuses_a_user_token_and_opens_with_the_admin_token(stack, br
     wait_until(lambda: "Queue depths" in text_of(browser), message="the overview")
     assert browser.find_element(By.ID, "nav").is_displayed()
     wait_until(lambda: "redis: ok" in text_of(browser) and "api: ok" in text_of(browser), message="store health")
+    # rates from the gateway's counters, once two refreshes have read them
+    wait_until(lambda: "Refusals (gateway)" in text_of(browser), timeout=10, message="the gateway's rates")
     shot(browser, "dashboard_overview")
 
 

@@ -59,6 +59,36 @@
   const cancelJob = (id) => api(`/newapi/jobs/${enc(id)}/cancel`, { method: "POST" });
 
   // -- views ---------------------------------------------------------------------
+  let lastCounts = null; // {at, gateway}: the previous overview's counters, for rates
+
+  function rates(gateway) {
+    if (!gateway) return el("p", { class: "empty" }, "the gateway's metrics listener does not answer");
+    const now = Date.now();
+    const before = lastCounts;
+    lastCounts = { at: now, gateway };
+    if (!before) return el("p", { class: "empty" }, "rates from the next refresh on (2 s)");
+    const seconds = Math.max(0.001, (now - before.at) / 1000);
+    const rate = (a, b) => ((a - (b || 0)) / seconds).toFixed(1);
+    const rows = [];
+    for (const [route, statuses] of Object.entries(gateway.requests)) {
+      for (const [status, n] of Object.entries(statuses)) {
+        const old = before.gateway.requests[route] ? before.gateway.requests[route][status] : 0;
+        rows.push([route, status, rate(n, old), String(n)]);
+      }
+    }
+    const refused = Object.entries(gateway.refusals).map(([status, n]) => [
+      status,
+      rate(n, before.gateway.refusals[status]),
+      String(n),
+    ]);
+    return el(
+      "div",
+      { class: "cards" },
+      el("section", { class: "card" }, el("h2", {}, "Requests (gateway)"), table(["route", "status", "per s", "total"], rows)),
+      el("section", { class: "card" }, el("h2", {}, "Refusals (gateway)"), table(["status", "per s", "total"], refused)),
+    );
+  }
+
   async function overview() {
     const { data } = await api("/newapi/dashboard/overview");
     const health = (obj) =>
@@ -86,6 +116,8 @@
       ),
       el("h2", {}, "Queue depths"),
       queueTable(data.queues),
+      el("h2", {}, "Request and refusal rates"),
+      rates(data.gateway),
     ];
   }
 
