@@ -37,6 +37,15 @@ local ERR_INDEX_METHOD = "GET / only"
 local ERR_HEALTHZ_METHOD = "GET /healthz only"
 local ERR_REDIRECT = "the resource is at the address in the Location header"
 local ERR_STREAM_LOADING = "the puzzle is being loaded; retry shortly"
+local ERR_STREAM_METHOD = "streams take GET only"
+
+-- nil, or the 405 of a stream route asked with another method than GET
+-- (HEAD too: a stream has no end to send the headers of).
+local function stream_method()
+    if req.get_method() ~= "GET" then
+        return errors.new(405, "method_not_allowed", ERR_STREAM_METHOD, { Allow = "GET" })
+    end
+end
 
 local refuse = errors.send
 
@@ -264,6 +273,10 @@ end
 -- one quick service call (or refused as the service refuses it): the stream
 -- itself is always served here, never by a service worker.
 function _M.updates()
+    local wrong = stream_method()
+    if wrong then
+        return refuse(wrong)
+    end
     if ngx.var.arg_since then
         return ngx.exec("@publish_plain")
     end
@@ -298,6 +311,10 @@ end
 -- GET /newapi/jobs/<id>/events/stream: oc.job_events (live, Redis pub/sub);
 -- auth and the catch-up are the jobs service's answers, through /_oc/jobs/.
 function _M.job_events()
+    local wrong = stream_method()
+    if wrong then
+        return refuse(wrong)
+    end
     local id, err = job_events.job_id(ngx.var.uri)
     if not id then
         return refuse(err)

@@ -139,6 +139,15 @@ def test_stream_of_odd_puzzle_ids(edge, bad):
     send(edge, "GET", f"/newapi/puzzle/{bad}/updates/")
 
 
+@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", ["/newapi/puzzle/1/updates/", "/newapi/jobs/x/events/stream", "/newapi/runs/x/events"])
+def test_streams_refuse_other_methods_at_once(edge, method, path):
+    # never an open stream for a write (the answer would hang until the timeout)
+    answer = send(edge, method, path)
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "GET"
+
+
 @pytest.mark.parametrize("value", [*BIG, 1e308, "1", None, [], {}, True, "x" * 10000])
 @pytest.mark.parametrize("field", ["x", "y", "r", "token"])
 def test_move_bodies_with_odd_values(edge, field, value):
