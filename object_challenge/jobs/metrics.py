@@ -14,13 +14,18 @@ class QueueCollector:
         queue = service.queue
         depth = GaugeMetricFamily("oc_jobs_queue_depth", "Jobs waiting in a queue", labels=["queue"])
         running = GaugeMetricFamily("oc_jobs_running", "Jobs running (leased) per queue", labels=["queue"])
+        stranded = GaugeMetricFamily(
+            "oc_jobs_stranded", "Waiting jobs needing a module no live worker declared", labels=["queue"]
+        )
         names = queue.queues()
         lives = queue.live_many(queue.redis.zrange(keys.LEASES, 0, -1))
         for name in names:
             depth.add_metric([name], queue.length(name))
             running.add_metric([name], sum(1 for live in lives.values() if live.get("queue") == name))
+            stranded.add_metric([name], queue.stranded(name))
         yield depth
         yield running
+        yield stranded
         now = queue.now_ms()
         yield GaugeMetricFamily(
             "oc_jobs_workers_live",

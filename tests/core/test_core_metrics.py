@@ -36,7 +36,14 @@ def test_every_service_metrics_target_is_valid_prometheus_text(stack):
         assert "oc_http_requests" in seen[service] and "oc_http_request_duration_seconds" in seen[service]
     api_samples = [s for s in seen["api"]["oc_http_requests"].samples if s.name == "oc_http_requests_total"]
     assert any(s.labels["endpoint"] == "/newapi/whoami" for s in api_samples)
-    assert {"oc_jobs_queue_depth", "oc_jobs_running", "oc_jobs_workers_live", "oc_jobs_documents"} <= set(seen["jobs"])
+    jobs_gauges = {
+        "oc_jobs_queue_depth",
+        "oc_jobs_running",
+        "oc_jobs_stranded",
+        "oc_jobs_workers_live",
+        "oc_jobs_documents",
+    }
+    assert jobs_gauges <= set(seen["jobs"])
     assert {"oc_puzzles_live", "oc_puzzles_dirty"} <= set(seen["publish"])
 
 
