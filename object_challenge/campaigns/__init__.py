@@ -9,7 +9,7 @@ views.py     /newapi/campaigns (served by the jobs service);  cli.py manage.py c
 growth.py    the range rule;  export.py a pass as Elasticsearch _bulk NDJSON
 """
 
-from object_challenge.campaigns import cli, service, store, tasks, views
+from object_challenge.campaigns import cli, metrics, service, store, tasks, views
 from object_challenge.core.extensions import mongo
 
 bp = views.bp
@@ -29,6 +29,8 @@ MODELS = (CampaignIndexes,)
 def register(app):
     app.extensions["oc.models"].extend(MODELS)
     app.extensions["oc.schedule"].append((service.tick, 0.5))  # retries, feeding, end of pass
+    if "jobs" in app.config["SERVICE_NAMES"]:  # the service that serves /newapi/campaigns
+        app.extensions["oc.metrics"].append(metrics.CampaignCollector())
     for command in cli.COMMANDS:
         app.cli.add_command(command)
 
