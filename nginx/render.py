@@ -97,11 +97,13 @@ def lua_settings(cfg):
     index = {
         "name": "object_challenge",
         "version": package_version(),
+        # each link as the api index has them (GET /newapi/): where, and with which method
         "links": {
-            "bucket": "/bucket",
-            "api": "/newapi/",
-            "jobs": "/newapi/queue",
-            "puzzles": "/newapi/puzzle/",
+            "bucket": {"href": "/bucket", "method": "POST"},
+            "api": {"href": "/newapi/", "method": "GET"},
+            "jobs": {"href": "/newapi/jobs?mine=1", "method": "GET"},
+            "puzzles": {"href": "/newapi/puzzle/", "method": "GET"},
+            "health": {"href": "/healthz", "method": "GET"},
         },
     }
     # every key lua/oc/settings.lua requires (it has no defaults); a setting

@@ -71,9 +71,23 @@ def test_internal_and_unrouted_paths_are_404_json(stack, method, path):
 
 
 def test_the_api_index_answers(stack):
-    # (GET /newapi, without the slash, is nginx's own 301 to /newapi/: the gateway's concern, see COORD)
     answer = requests.get(stack.url + "/newapi/", timeout=5, allow_redirects=False)
     assert answer.status_code == 200 and answer.json()["links"]["puzzles"]["href"] == "/newapi/puzzle/"
+    # without the slash: the same index, not nginx's HTML 301
+    bare = requests.get(stack.url + "/newapi", timeout=5, allow_redirects=False)
+    assert bare.status_code == 200 and bare.json()["links"] == answer.json()["links"]
+
+
+def test_every_link_of_the_gateway_index_answers_its_method(stack):
+    links = requests.get(f"{stack.url}/", timeout=5).json()["links"]
+    assert links
+    for name, link in links.items():
+        body = {"bucket": "test"} if link["method"] == "POST" else None
+        answer = requests.request(
+            link["method"], stack.url + link["href"], headers=auth("token_1"), json=body, timeout=10
+        )
+        # answered: the route exists and takes the method (a bucket may exist already: 409)
+        assert answer.status_code in (200, 201, 409), (name, link, answer.status_code, answer.text[:200])
 
 
 def test_service_down_is_a_fast_502_json(stack, gateway):
