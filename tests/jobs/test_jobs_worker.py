@@ -114,3 +114,26 @@ def test_manage_py_worker_burst_drains_the_queue(live_server, runner):
     )
     assert result.exit_code == 0, result.output
     assert all(client.job(j["job_id"])["state"] == "completed" for j in jobs)
+
+
+def test_completions_are_retried_after_429_honouring_retry_after_while_the_lease_lasts():
+    import time
+
+    import pytest
+
+    from object_challenge.jobs.worker import ClientError, retrying
+
+    calls = []
+
+    def flaky():
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise ClientError(429, {"error": "too_many_requests"}, retry_after=0.2)
+        return "saved"
+
+    assert retrying(flaky, time.monotonic() + 5) == "saved"
+    assert len(calls) == 3 and calls[1] - calls[0] >= 0.2 and calls[2] - calls[1] >= 0.2
+    with pytest.raises(ClientError):  # the lease would end before the retry: give up
+        retrying(lambda: (_ for _ in ()).throw(ClientError(503, {}, retry_after=10)), time.monotonic() + 1)
+    with pytest.raises(ClientError):  # a refusal is not retried
+        retrying(lambda: (_ for _ in ()).throw(ClientError(409, {})), time.monotonic() + 5)
