@@ -18,3 +18,9 @@ def cursor(run_id):
     """STRING: the last event id ``POST /check_output/`` returned for this run (the seed's
     one reader, kept on the server; other readers are not affected)."""
     return key(SERVICE, "cursor", run_id)
+
+
+def cursor_tail(run_id):
+    """STRING: output after the last newline ``POST /check_output/`` has seen (the seed answers
+    whole lines; a line split over two events is returned once it is complete)."""
+    return key(SERVICE, "cursor-tail", run_id)

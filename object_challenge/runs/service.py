@@ -215,18 +215,24 @@ class Runs:
     # -- the seed's cursor ---------------------------------------------------------------
     def check_output(self, job, read_events):
         """``POST /check_output/``: lines since this identifier's last check."""
-        cursor_key = keys.cursor(job["job_id"])
-        after = self.redis.get(cursor_key) or ""
-        page = read_events(job, after)
-        lines = []
-        for event in page["events"]:
-            text = event.get("data")
-            if isinstance(text, str):
-                lines.extend(text.splitlines())
-        if page["next"] and page["next"] != after:
-            self.redis.set(cursor_key, page["next"], ex=7 * 86400)
+        cursor_key, tail_key = keys.cursor(job["job_id"]), keys.cursor_tail(job["job_id"])
+        after, tail = self.redis.mget(cursor_key, tail_key)
+        page = read_events(job, after or "")
+        # events are chunks of output, not lines: join them to what was left after the last
+        # newline, answer the complete lines, keep the rest for the next check
+        text = (tail or "") + "".join(e["data"] for e in page["events"] if isinstance(e.get("data"), str))
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+        tail = lines.pop()
         described = self.describe(job)
         completed = described["state"] in ("finished", "cancelled") and page["done"]
+        if completed and tail:
+            lines.append(tail)
+            tail = ""
+        pipe = self.redis.pipeline(transaction=True)
+        if page["next"] and page["next"] != after:
+            pipe.set(cursor_key, page["next"], ex=7 * 86400)
+        pipe.set(tail_key, tail, ex=7 * 86400)
+        pipe.execute()
         stages = described["stages"]
         status = stages[-1]["exit_code"] if completed and stages else None
         return {

@@ -240,6 +240,30 @@ def test_seed_run_program_and_check_output(stack):
     assert r.status_code == 404 and r.json()["error"] == "run_not_found"
 
 
+def test_seed_check_output_answers_whole_lines_when_a_line_arrives_in_pieces(stack):
+    program = (
+        "import sys, time\n"
+        "for piece in ('on', 'e\\ntw', 'o\\nthree'):\n"
+        "    sys.stdout.write(piece); sys.stdout.flush(); time.sleep(0.3)\n"
+    )
+    r = requests.post(
+        api(stack) + "/run_program/",
+        json={"files": [{"basename": "main.py", "contents": program}], "mode": "run"},
+        headers=USER,
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    check = {"identifier": r.json()["identifier"]}
+    lines, deadline = [], time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answer = requests.post(api(stack) + "/check_output/", json=check, headers=USER, timeout=10).json()
+        lines += answer["output"]
+        if answer["completed"]:
+            break
+        time.sleep(0.1)
+    assert lines == ["one", "two", "three"]  # the last line has no newline: answered once the run ends
+
+
 def test_output_catch_up_and_the_seed_cursor(stack):
     run_id = submit(stack, py("print('hello')\nimport sys\nprint('oops', file=sys.stderr)\n"))
     assert finished(stack, run_id)["verdict"] == "ok"
