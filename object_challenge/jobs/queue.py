@@ -264,12 +264,16 @@ class JobQueue:
         return result["expired"], result["workers_expired"]
 
     # -- workers -----------------------------------------------------------
-    def heartbeat(self, worker, status_json, job_id=""):
-        """Record a heartbeat; returns {"extended": {job id: deadline ms}, "claimed": id?}."""
+    def heartbeat(self, worker, status_json, job_id="", running=None):
+        """Record a heartbeat; returns {"extended": {job id: deadline ms}, "claimed": id?}.
+
+        ``running``: the job ids the worker says it runs (None: it does not say, as the
+        reference worker; then every lease it holds is extended)."""
+        listed = ["0"] if running is None else ["1", *running]
         result = _decode(
             self.scripts.heartbeat(
                 keys=[keys.worker_status(worker), keys.worker_jobs(worker)],
-                args=[keys.PREFIX, worker, status_json, self.client_expiry, self.lease_ms, job_id or ""],
+                args=[keys.PREFIX, worker, status_json, self.client_expiry, self.lease_ms, job_id or "", *listed],
             )
         )
         if not result.get("extended"):

@@ -124,7 +124,9 @@ class JobClient:
             raise
 
     def heartbeat(self, status="idle", job_id=None, **extra):
-        body = {"status": status, "hostname": socket.gethostname(), **extra}
+        # "jobs": what this worker really runs, so that a lease it got without knowing
+        # (the answer to its poll was lost) is not kept alive by its heartbeats
+        body = {"status": status, "hostname": socket.gethostname(), "jobs": [job_id] if job_id else [], **extra}
         if job_id:
             body["job_id"] = job_id
         return self._call("POST", f"/workers/{self.worker_id}", json=body)

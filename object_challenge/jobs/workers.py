@@ -7,10 +7,13 @@ outlive the status, so a disabled worker stays disabled across restarts.
 
 import json
 
+from object_challenge.core.errors import BadRequest
 from object_challenge.jobs import keys
 from object_challenge.jobs.errors import WorkerNotFound
 from object_challenge.jobs.queue import attribute_changes, decode_attributes
 from object_challenge.jobs.store import iso_from_ms, utcnow
+
+MAX_LISTED = 100  # job ids a heartbeat may list as running
 
 
 def heartbeat(jobs, worker, body, job_id=""):
@@ -21,9 +24,18 @@ def heartbeat(jobs, worker, body, job_id=""):
     named = job_id or status.get("job_id") or ""
     if not isinstance(named, str):
         named = str(named)
+    running = status.pop("jobs", None)
+    if running is not None and (
+        not isinstance(running, list) or len(running) > MAX_LISTED or not all(isinstance(j, str) for j in running)
+    ):
+        raise BadRequest(
+            f'"jobs" lists the ids of the jobs this worker runs now: a list of at most {MAX_LISTED} strings',
+            code="bad_heartbeat",
+        )
     status["worker_id"] = worker
     status["last_seen"] = utcnow()
-    result = jobs.queue.heartbeat(worker, json.dumps(status), named)  # a claim is in the job's history
+    # a claim is in the job's history
+    result = jobs.queue.heartbeat(worker, json.dumps(status), named, running)
     return {
         "worker_id": worker,
         "leases": {j: iso_from_ms(ms) for j, ms in result["extended"].items()},

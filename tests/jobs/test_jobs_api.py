@@ -193,6 +193,35 @@ def test_heartbeat_extends_the_leases_the_worker_holds(client, redis):
     )
 
 
+def test_a_heartbeat_listing_its_jobs_does_not_keep_a_lease_it_never_knew_of(client, redis):
+    """The answer to a poll is lost: the worker holds a lease it does not know of. Its
+    heartbeats list what it runs, so that lease runs out and the job is requeued."""
+    from object_challenge.jobs import keys
+
+    job = enqueue(client)
+    poll(client, worker="w1")  # the answer "never arrives"
+    before = redis.zscore(keys.LEASES, job["job_id"])
+    r = client.post("/newapi/workers/w1", json={"status": "idle", "jobs": []}, headers=WORKER)
+    assert r.status_code == 200 and r.get_json()["leases"] == {}
+    assert redis.zscore(keys.LEASES, job["job_id"]) == before  # not extended
+    expire_leases(redis)
+    again = poll(client, worker="w2").get_json()
+    assert again["job_id"] == job["job_id"] and again["attempt"] == 2
+
+
+def test_a_heartbeat_listing_a_job_extends_that_lease(client, redis):
+    job = enqueue(client)
+    poll(client, worker="w1")
+    r = client.post("/newapi/workers/w1", json={"status": "in_progress", "jobs": [job["job_id"]]}, headers=WORKER)
+    assert job["job_id"] in r.get_json()["leases"]
+
+
+@pytest.mark.parametrize("jobs", ["j1", [1], ["x"] * 101, {"a": 1}])
+def test_a_heartbeat_with_a_bad_jobs_list_is_400(client, jobs):
+    r = client.post("/newapi/workers/w1", json={"jobs": jobs}, headers=WORKER)
+    assert r.status_code == 400 and r.get_json()["error"] == "bad_heartbeat"
+
+
 def test_heartbeat_naming_a_finished_job_changes_nothing(client):
     job = enqueue(client)
     poll(client, worker="w1")

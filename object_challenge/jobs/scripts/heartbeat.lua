@@ -5,6 +5,9 @@
 -- KEYS[1] worker status string  KEYS[2] worker-jobs set of this worker
 -- ARGV[1] prefix  ARGV[2] worker id  ARGV[3] status JSON  ARGV[4] client expiry s
 -- ARGV[5] lease ms  ARGV[6] job id named by the heartbeat or ''
+-- ARGV[7] '1' when the heartbeat lists the jobs it runs (ARGV[8..]): then only those of
+--         its leases are extended; a lease it holds but does not list (the answer to its
+--         poll was lost) runs out and the job is requeued. '0': every lease it holds.
 -- returns JSON {"extended": {job id: lease deadline ms}, "claimed": job id | absent,
 --               "cancel": [ids of its running jobs whose cancel was asked]}
 local worker, expiry, lease_ms, named = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
@@ -12,9 +15,16 @@ local now = now_ms()
 redis.call('SET', KEYS[1], ARGV[3], 'PX', expiry * 1000)
 redis.call('ZADD', WORKERS, now + expiry * 1000, worker)
 local result = {extended = {}, cancel = {}}
+local listed = nil
+if ARGV[7] == '1' then
+  listed = {}
+  for i = 8, #ARGV do listed[ARGV[i]] = true end
+end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local f = redis.call('HMGET', job_key(id), 'state', 'worker', 'cancel_requested')
-  if f[1] == 'running' and f[2] == worker then
+  if f[1] == 'running' and f[2] == worker and listed and not listed[id] then
+    -- held but not run: left to expire (kept in the set so that the expiry finds it)
+  elseif f[1] == 'running' and f[2] == worker then
     result.extended[id] = extend_lease(id, worker, now, lease_ms)
     if f[3] == '1' then result.cancel[#result.cancel + 1] = id end
   else
