@@ -147,6 +147,8 @@ class JobEvents:
         if refused == "cancelled":
             raise JobCancelled(f"job {job_id} is being cancelled; stop the task", state=answer["state"])
         result = {"accepted": answer["accepted"], "duplicates": answer["duplicates"], "last_id": answer["last_id"]}
+        if answer["accepted"]:
+            self.redis.hincrby(keys.STATS, "events_posted", answer["accepted"])
         if answer["truncated"]:
             raise EventsLimit(
                 f"job {job_id} keeps at most JOB_EVENTS_MAX={self.max_count} events and "

@@ -35,6 +35,8 @@ LEASES = key(SERVICE, "leases")  # ZSET job id -> lease deadline (ms, Redis cloc
 FINISHED = key(SERVICE, "finished")  # SET of finished job ids not yet recorded in MongoDB
 DIRTY = key(SERVICE, "dirty")  # SET of job ids whose MongoDB record is behind Redis
 WORKERS = key(SERVICE, "workers")  # ZSET worker id -> heartbeat expiry (ms)
+# HASH counters since this Redis began (metrics): leases_expired, attempts_exhausted, events_posted
+STATS = key(SERVICE, "stats")
 WORKER_MODULES = key(SERVICE, "worker-modules")  # HASH worker id -> modules it declared on poll ("a,b")
 
 

@@ -1,6 +1,6 @@
 """Scrape-time gauges of the job queue (read from Redis and MongoDB when /metrics is asked)."""
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from object_challenge.jobs import keys
 from object_challenge.jobs.service import jobs
@@ -32,6 +32,15 @@ class QueueCollector:
             "Workers with a heartbeat within CLIENT_EXPIRY",
             value=queue.redis.zcount(keys.WORKERS, now, "+inf"),
         )
+        stats = queue.redis.hgetall(keys.STATS)
+        for name, help_text in (
+            ("leases_expired", "Leases that ran out (the job requeued, failed or cancelled)"),
+            ("attempts_exhausted", "Jobs failed because a lease ran out on their last attempt"),
+            ("events_posted", "Job events accepted from workers"),
+        ):
+            yield CounterMetricFamily(
+                f"oc_jobs_{name}", help_text + ", since Redis began", value=int(stats.get(name, 0))
+            )
         documents = GaugeMetricFamily("oc_jobs_documents", "Job documents in MongoDB per state", labels=["state"])
         for state in ("queued", "running", "completed", "failed"):
             documents.add_metric([state], service.store.count(state))

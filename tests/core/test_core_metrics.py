@@ -111,3 +111,18 @@ def test_gateway_metrics_off_counts_nothing(stack, gateway):
     assert sample(after, "oc_gateway_requests", total, route="bucket", status="4xx") == sample(
         before, "oc_gateway_requests", total, route="bucket", status="4xx"
     )
+
+
+def test_the_jobs_service_counts_expired_leases(client, redis):
+    from object_challenge.jobs import keys
+
+    worker = auth("token_worker")
+    r = client.post("/newapi/queue", json={"job_title": "t", "tasks": [{"module": "echo", "data": {}}]}, headers=worker)
+    assert r.status_code == 201
+    assert client.get("/newapi/queue/poll", query_string={"worker_id": "w1"}, headers=worker).status_code == 200
+    for job_id in redis.zrange(keys.LEASES, 0, -1):
+        redis.zadd(keys.LEASES, {job_id: 0})  # the lease runs out (no waiting for it)
+    assert client.get("/newapi/queue/poll", query_string={"worker_id": "w2"}, headers=worker).status_code == 200
+    found = families(client.get("/metrics").get_data(as_text=True))
+    assert {"oc_jobs_leases_expired", "oc_jobs_attempts_exhausted", "oc_jobs_events_posted"} <= set(found)
+    assert found["oc_jobs_leases_expired"].samples[0].value == 1

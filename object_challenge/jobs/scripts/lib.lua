@@ -13,6 +13,7 @@ local FINISHED = P .. 'finished'
 local DIRTY = P .. 'dirty'
 local WORKERS = P .. 'workers'
 local WORKER_MODULES = P .. 'worker-modules'
+local STATS = P .. 'stats'  -- counters for the metrics (keys.STATS)
 
 local function job_key(id) return P .. 'job:' .. id end
 local function history_key(id) return P .. 'history:' .. id end
@@ -103,6 +104,7 @@ local function end_lease(id, reason, retry_after_ms, name)
   local queue, worker = f[4], f[5] or ''
   if worker ~= '' then redis.call('SREM', worker_jobs_key(worker), id) end
   local event = {id = id, attempt = attempt, worker = worker, queue = queue, reason = reason}
+  if reason == 'lease expired' then redis.call('HINCRBY', STATS, 'leases_expired', 1) end
   local record = {attempt = attempt, worker_id = or_null(worker)}
   if f[6] == '1' then  -- its cancel was asked: never handed out again
     record.reason = 'cancelled (' .. reason .. ')'
@@ -111,6 +113,7 @@ local function end_lease(id, reason, retry_after_ms, name)
   elseif attempt >= max_attempts then
     record.reason = reason .. ' after ' .. attempt .. ' of ' .. max_attempts .. ' attempts'
     finish(id, 'failed', {reason = record.reason}, record)
+    redis.call('HINCRBY', STATS, 'attempts_exhausted', 1)
     event.outcome = 'failed'
   else
     local now = now_ms()
