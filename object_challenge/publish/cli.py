@@ -6,7 +6,6 @@ import click
 from flask.cli import with_appcontext
 
 from object_challenge.accounts.identity import Identity
-from object_challenge.core.counters import next_id
 from object_challenge.core.errors import ApiError
 from object_challenge.publish import artist, flush, service
 from object_challenge.publish.models import Puzzle
@@ -43,6 +42,9 @@ def puzzle_reload():
     click.echo(f"{flush.reload_missing()} puzzles reloaded from MongoDB")
 
 
+OPERATOR = Identity(0, "operator", "admin")  # who `manage.py puzzle create` acts as
+
+
 @puzzle_group.command("create")
 @click.argument("rows", type=int)
 @click.argument("cols", type=int)
@@ -58,21 +60,10 @@ def puzzle_create_command(rows, cols, table, now):
     body = {"rows": rows, "cols": cols, "table_width": width, "table_height": height}
     try:
         if now:
-            r, c, w, h, size = service.parse_sizes(body)
-            puzzle = Puzzle(
-                puzzle_id=next_id("puzzle_id"),
-                rows=r,
-                cols=c,
-                table_width=w,
-                table_height=h,
-                piece_width=size,
-                piece_height=size,
-                status="generating",
-            )
-            puzzle.save(force_insert=True)
+            puzzle = service.record_puzzle(body, OPERATOR)
             click.echo(json.dumps(artist.create_pieces(puzzle.puzzle_id)))
         else:
-            click.echo(json.dumps(service.create_puzzle(body, Identity(0, "operator", "admin"))))
+            click.echo(json.dumps(service.create_puzzle(body, OPERATOR)))
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
 

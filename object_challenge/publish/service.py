@@ -265,8 +265,8 @@ def parse_sizes(body):
     return rows, cols, width, height, size
 
 
-def create_puzzle(body, identity):
-    """Record the puzzle (``generating``) and queue its ``puzzle_create`` job."""
+def record_puzzle(body, identity):
+    """Record a new puzzle, ``generating`` (its pieces come from the artist); returns it."""
     rows, cols, width, height, size = parse_sizes(body)
     puzzle = Puzzle(
         puzzle_id=next_id("puzzle_id"),
@@ -280,6 +280,12 @@ def create_puzzle(body, identity):
         owner=identity.user_id,
     )
     puzzle.save(force_insert=True)
+    return puzzle
+
+
+def create_puzzle(body, identity):
+    """Record the puzzle (``generating``) and queue its ``puzzle_create`` job."""
+    puzzle = record_puzzle(body, identity)
     job = jobs().enqueue(
         {
             "job_title": f"puzzle_create {puzzle.puzzle_id}",
