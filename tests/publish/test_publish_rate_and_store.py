@@ -259,3 +259,23 @@ def test_idle_written_back_boards_leave_redis_and_come_back(app, make_puzzle, pl
     assert (p.pieces()[1]["x"], p.pieces()[1]["y"]) == (70, 80)  # reloaded on demand
     assert redis.sismember(keys.LIVE, puzzle_id)
     assert p.take_and_move(1, 90, 80).headers["X-Puzzle-Seq"] == "2"
+
+
+def test_cli_create_now_generates_the_pieces_in_place(app, runner, client):
+    import json
+
+    result = runner.invoke(args=["puzzle", "create", "2", "3", "--now"])
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.output)
+    assert made["pieces"] == 6 and made["status"] == "active"
+    board = client.get(f"/newapi/puzzle/{made['puzzle_id']}/", headers={"Authorization": "Token token_1"})
+    assert board.status_code == 200 and len(board.get_json()["pieces"]) == 6
+
+
+def test_cli_create_queues_the_artist_job(app, runner):
+    import json
+
+    result = runner.invoke(args=["puzzle", "create", "2", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["status"] == "generating"
+    assert runner.invoke(args=["puzzle", "create", "2", "2", "--table", "big"]).exit_code == 2
