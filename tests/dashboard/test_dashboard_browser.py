@@ -28,8 +28,20 @@ def buttons(driver, label):
 
 
 def text_of(driver, css="main"):
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    """The text of the first match, or "" when none (or when the page re-rendered it meanwhile)."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else ""
+    except StaleElementReferenceException:  # re-rendered between the find and the read: wait_until asks again
+        return ""
+
+
+def row_text(driver, needle):
+    """The text of the first table row holding ``needle`` ("" when none, or when re-rendered meanwhile)."""
+    try:
+        return next((r.text for r in driver.find_elements(By.CSS_SELECTOR, "main tbody tr") if needle in r.text), "")
+    except StaleElementReferenceException:
+        return ""
 
 
 def no_dialog(driver):
@@ -211,8 +223,8 @@ def test_a_finished_run_shows_its_verdict_on_the_runs_page(stack, browser, shot)
     run = wait_until(finished, timeout=60, message="the run finished")
     login(browser, f"{stack.url}/dashboard/#/runs", "token_admin")
     wait_until(lambda: run_id[:8] in text_of(browser), message="the run listed")
-    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "main tbody tr") if run_id[:8] in r.text)
-    assert run["verdict"] in row.text and "python" in row.text
+    row = wait_until(lambda: row_text(browser, run_id[:8]), message="the run's row")
+    assert run["verdict"] in row and "python" in row
     shot(browser, "dashboard_runs")
     # its output is on the job page (the job's events)
     browser.get(f"{stack.url}/dashboard/#/job/{run_id}")
