@@ -87,6 +87,9 @@ async def _serve_mongo(port, path):
     from mongoeco.engines.sqlite import SQLiteEngine
     from mongoeco.wire import AsyncMongoEcoProxyServer
 
+    from object_challenge.dev import mongoeco_ids
+
+    mongoeco_ids.apply()
     engine = SQLiteEngine(path) if path else MemoryEngine()
     server = AsyncMongoEcoProxyServer(engine=engine, host="127.0.0.1", port=port)
     address = await server.start()

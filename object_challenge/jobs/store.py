@@ -9,7 +9,7 @@ Sisyphus operator finds jobs where the reference server put them:
     MONGO_JOB_COLL_CANCELLED  cancelled jobs
 
 ``_id`` is the job id (unique index for free, one-key lookups). Finishing moves a
-document: upsert into the final collection first, then delete from ``queued``, so a
+document: write it into the final collection first, then delete from ``queued``, so a
 crash in between leaves it in two places (reads prefer the final one), never in none.
 
 While a job is active its order, lease and attempt live in Redis (queue.py) and this
@@ -20,8 +20,10 @@ state (service.py), so a record that lags by one step is never shown.
 from datetime import UTC, datetime
 
 from pymongo import ReplaceOne, ReturnDocument
+from pymongo.errors import BulkWriteError
 
 FINAL_STATES = ("completed", "failed", "cancelled")
+DUPLICATE_KEY = 11000
 IN_CHUNK = 200  # ids per $in: mongoeco's SQLite engine refuses expression trees deeper than 1000
 
 
@@ -110,16 +112,31 @@ class JobStore:
         for doc in final_docs:
             by_state.setdefault(doc["state"], []).append(doc)
         for state, docs in by_state.items():
-            self.final[state].bulk_write(
-                [ReplaceOne({"_id": d["job_id"]}, {"_id": d["job_id"], **d}, upsert=True) for d in docs],
-                ordered=False,
-            )
+            self._insert_or_replace(self.final[state], docs)
         ids = [d["job_id"] for d in final_docs]
         for i in range(0, len(ids), chunk):
             self.queued.delete_many({"_id": {"$in": ids[i : i + chunk]}})
         if active_docs:
             self.queued.bulk_write(
                 [ReplaceOne({"_id": d["job_id"]}, {"_id": d["job_id"], **d}, upsert=True) for d in active_docs],
+                ordered=False,
+            )
+
+    @staticmethod
+    def _insert_or_replace(collection, docs):
+        """Insert ``docs``; any whose ``_id`` is already there (the recorder stopped after
+        writing and before Redis forgot the job, and writes it again) is replaced.
+        A plain insert is the cheap write on every store; on the stand-in an upsert
+        first reads the collection (docs/benchmarks.md, *The MongoDB stand-in*)."""
+        try:
+            collection.insert_many([{"_id": d["job_id"], **d} for d in docs], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            again = [docs[e["index"]] for e in errors]
+            collection.bulk_write(
+                [ReplaceOne({"_id": d["job_id"]}, {"_id": d["job_id"], **d}, upsert=True) for d in again],
                 ordered=False,
             )
 

@@ -416,6 +416,27 @@ def test_finished_jobs_survive_the_loss_of_redis(client, redis, app):
     assert got["state"] == "completed" and got["info"] == {"x": 1}
 
 
+def test_a_record_written_again_after_a_crash_is_replaced_not_doubled(client, app):
+    """The recorder stopped after writing a finished job and before Redis forgot it: the
+    next pass writes the same job again (an insert of an id that is there) and keeps one."""
+    from object_challenge.jobs.service import jobs
+
+    first, second = enqueue(client), enqueue(client)
+    for job in (first, second):
+        poll(client, worker="w1")
+        client.patch(f"/newapi/jobs/{job['job_id']}/completed", json={"failed": False}, headers=WORKER)
+    with app.app_context():
+        service = jobs()
+        finished, _active = service.queue.take_unrecorded()
+        stale = next(d for d in finished if d["job_id"] == first["job_id"])
+        service.store.write([{**stale, "info": {"old": True}}], [])  # the crashed pass's write
+    assert record(app) == 2  # both, one of them already there
+    with app.app_context():
+        collection = jobs().store.final["completed"]
+        assert collection.count_documents({"_id": {"$in": [first["job_id"], second["job_id"]]}}) == 2
+        assert collection.find_one({"_id": first["job_id"]})["info"] != {"old": True}
+
+
 def test_delete_job_forgets_it(client):
     job = enqueue(client)
     assert client.delete(f"/newapi/jobs/{job['job_id']}", headers=ADMIN).status_code == 200
