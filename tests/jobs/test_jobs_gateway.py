@@ -2,6 +2,7 @@
 URL as the reference worker sends it, the reference worker's call sequence, the
 scheduler's requeue, and our worker program."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -109,13 +110,7 @@ def test_the_reference_worker_call_sequence_keeps_a_lease_past_job_lease_seconds
     the URL, exactly as JamesTheBard/sisyphus-client calls them."""
     base, worker = basic_url(stack), str(uuid.uuid4())
     lease = float(stack.env["JOB_LEASE_SECONDS"])
-    # jobs other suites left on the default queue are the stack worker's to run
-    wait_until(
-        lambda: requests.get(api(stack) + "/queue", headers=WORKER, timeout=10).json()["entries"] == 0,
-        timeout=60,
-        interval=0.5,
-        message="default queue drained",
-    )
+    drain_default_queue(stack)
     # the stack's own worker must not take this job from the default queue
     requests.patch(api(stack) + "/workers/local-worker-1", json={"disabled": True}, headers=ADMIN, timeout=10)
     try:
@@ -149,6 +144,128 @@ def test_the_reference_worker_call_sequence_keeps_a_lease_past_job_lease_seconds
         assert final["state"] == "completed" and final["attempt"] == 1 and final["worker_id"] == worker
     finally:
         requests.patch(api(stack) + "/workers/local-worker-1", json={"disabled": False}, headers=ADMIN, timeout=10)
+
+
+def drain_default_queue(stack):
+    """Jobs other suites left on the default queue are the stack worker's to run."""
+    wait_until(
+        lambda: requests.get(api(stack) + "/queue", headers=WORKER, timeout=10).json()["entries"] == 0,
+        timeout=60,
+        interval=0.5,
+        message="default queue drained",
+    )
+
+
+CLEANUP = [{"module": "cleanup", "data": {"delete": []}}]  # the job of issue 13's defect
+
+
+def test_the_reference_worker_completes_a_cleanup_job_on_the_default_queue_beside_local_worker_1(stack):
+    """Issue 13's defect, replayed with JamesTheBard/sisyphus-client 1.4.0b1's own calls
+    (client.py, app/heartbeat.py, app/tasks.py; docs/jobs.md has the run of the client
+    itself against `make run`): its API_URL carries the token as a Basic user name, it
+    polls without worker id and without `modules`, and `local-worker-1` runs beside it on
+    the same queue the whole time. local-worker-1 (which lacks `cleanup`) must skip the
+    job and keep running what it can; the reference-shaped worker completes it."""
+    base, worker = basic_url(stack), str(uuid.uuid4())
+    drain_default_queue(stack)
+    declared = requests.get(api(stack) + "/workers/local-worker-1", headers=WORKER, timeout=10).json()
+    assert declared["attributes"]["disabled"] is False and "cleanup" not in declared["modules"]
+    target = enqueue(stack, None, title="cleanup for the reference worker", tasks=CLEANUP)
+    marker = enqueue(stack, None, title="echo for local-worker-1")  # after it: local-worker-1 takes it
+    wait_until(
+        lambda: job(stack, marker["job_id"])["state"] == "completed",
+        timeout=30,
+        interval=0.1,
+        message="local-worker-1 ran the job behind the cleanup job",
+    )
+    assert job(stack, marker["job_id"])["worker_id"] == "local-worker-1"
+    waiting = job(stack, target["job_id"])
+    assert waiting["state"] == "queued" and waiting["attempt"] == 0
+    assert [e["event"] for e in waiting["history"]] == ["enqueued"]
+
+    # the client: heartbeat thread first (app/heartbeat.py: json=self.message, no timeout)
+    message = {"status": "startup", "hostname": "vm", "version": "1.4.0b1", "online_at": "None"}
+    assert requests.post(f"{base}/workers/{worker}", json=message, timeout=10).status_code == 200  # it sets none
+    # then its loop (client.py, every request through app/tasks.connect_to_api: timeout=3)
+    queue = requests.request("GET", base + "/queue", timeout=3)
+    assert queue.status_code == 200 and queue.json()["attributes"]["disabled"] is False
+    me = requests.request("GET", f"{base}/workers/{worker}", timeout=3)
+    assert me.status_code == 200 and me.json()["attributes"]["disabled"] is False
+    polled = requests.request("GET", base + "/queue/poll", timeout=3)
+    assert polled.status_code == 200, polled.text
+    data = polled.json()
+    assert data["job_id"] == target["job_id"] and data["tasks"] == CLEANUP and data["job_title"]
+    # client.py sets heartbeat.job_id/job_title, then the cleanup module replaces the message
+    # (modules/cleanup.py; set_data adds hostname, version, online_at, job_id, job_title)
+    message = {"status": "in_progress", "task": "cleanup", "hostname": "vm", "version": "1.4.0b1"}
+    message |= {"online_at": "2026-12-06 10:02:34.194463", "job_id": data["job_id"], "job_title": data["job_title"]}
+    assert requests.post(f"{base}/workers/{worker}", json=message, timeout=10).status_code == 200  # it sets none
+    info = {
+        "start_time": "2026-12-06 10:02:44.229254+00:00",
+        "worker": "vm",
+        "worker_id": worker,
+        "version": "1.4.0b1",
+        "completed": True,
+        "end_time": "2026-12-06 10:02:44.454169+00:00",
+        "runtime": "0:00:00.224939",
+    }
+    done = requests.request(
+        "PATCH", f"{base}/jobs/{data['job_id']}/completed", timeout=3, json={"failed": False, "info": info}
+    )
+    assert done.status_code == 200, done.text
+    final = job(stack, target["job_id"])
+    assert final["state"] == "completed" and final["attempt"] == 1 and final["worker_id"] == worker
+    assert final["info"] == info and final["result"]["failed"] is False
+    assert [e["event"] for e in final["history"]] in (
+        ["enqueued", "leased", "completed"],
+        ["enqueued", "leased", "claimed", "completed"],  # a heartbeat naming the job came first
+    )
+    assert all(e.get("worker_id") != "local-worker-1" for e in final["history"])
+    beside = requests.get(api(stack) + "/workers/local-worker-1", headers=WORKER, timeout=10).json()
+    assert beside["attributes"]["disabled"] is False  # it ran beside the reference worker throughout
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SISYPHUS_CLIENT_DIR"),
+    reason="needs SISYPHUS_CLIENT_DIR (a checkout of JamesTheBard/sisyphus-client) and SISYPHUS_CLIENT_PYTHON "
+    "(a Python with its dependencies); see docs/jobs.md",
+)
+def test_the_real_reference_client_completes_its_cleanup_job_beside_local_worker_1(stack, tmp_path):
+    """The same with the client itself (`python client.py` in its checkout, as its Dockerfile
+    runs it), when a checkout is at hand; nothing of it is in this repository."""
+    drain_default_queue(stack)
+    target = enqueue(stack, None, title="cleanup for the real reference worker", tasks=CLEANUP)
+    worker = str(uuid.uuid4())
+    env = {
+        **os.environ,
+        "API_URL": basic_url(stack),
+        "HOST_UUID": worker,
+        "QUEUE_POLL_INTERVAL": "1",
+        "HEARTBEAT_INTERVAL": "1",
+    }
+    log = tmp_path / "sisyphus-client.log"
+    client = subprocess.Popen(
+        [os.environ.get("SISYPHUS_CLIENT_PYTHON", sys.executable), "client.py"],
+        cwd=os.environ["SISYPHUS_CLIENT_DIR"],
+        env=env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        final = wait_until(
+            lambda: (j := job(stack, target["job_id"]))["state"] != "queued" and j["finished_at"] and j,
+            timeout=30,
+            interval=0.2,
+            message="the reference client finished the job",
+        )
+        assert final["state"] == "completed" and final["attempt"] == 1 and final["worker_id"] == worker
+        assert final["info"]["completed"] is True and final["info"]["worker_id"] == worker
+        assert all(e.get("worker_id") != "local-worker-1" for e in final["history"])
+        assert client.poll() is None  # still polling (it exits after a job it could not start)
+    finally:
+        client.send_signal(signal.SIGTERM)
+        client.wait(timeout=10)
+        print(log.read_text(errors="replace"))
 
 
 def test_the_stack_worker_runs_a_job_from_the_default_queue(stack):
