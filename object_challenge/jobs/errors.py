@@ -6,6 +6,16 @@ core.errors renders them in the house shape; ``code`` is the ``error`` field.
 from object_challenge.core.errors import ApiError, Conflict, Locked, NotFound
 
 
+def refuse_gone(store, job_id, error, message):
+    """A script did not know ``job_id`` (Redis has forgotten it): 404 if MongoDB has no
+    record either, else ``error`` with ``message`` ({job_id}, {state}) and the state."""
+    doc = store.get(job_id)
+    if doc is None:
+        raise JobNotFound(job_id)
+    state = doc.get("state")
+    raise error(message.format(job_id=job_id, state=state), state=state)
+
+
 class JobNotFound(NotFound):
     code = "job_not_found"
 

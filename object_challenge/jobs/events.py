@@ -38,9 +38,9 @@ from object_challenge.jobs.errors import (
     AttemptMismatch,
     EventsLimit,
     JobCancelled,
-    JobNotFound,
     JobNotRunning,
     NotLeaseHolder,
+    refuse_gone,
 )
 from object_challenge.jobs.store import FINAL_STATES, JobStore, utcnow
 
@@ -130,10 +130,7 @@ class JobEvents:
         )
         refused = answer.get("refused")
         if refused == "unknown":
-            doc = self.store.get(job_id)
-            if doc is None:
-                raise JobNotFound(job_id)
-            raise JobNotRunning(f"job {job_id} is {doc.get('state')}, not running", state=doc.get("state"))
+            refuse_gone(self.store, job_id, JobNotRunning, "job {job_id} is {state}, not running")
         if refused == "not_running":
             raise JobNotRunning(f"job {job_id} is {answer['state']}, not running", state=answer["state"])
         if refused == "not_holder":

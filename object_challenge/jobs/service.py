@@ -29,6 +29,7 @@ from object_challenge.jobs.errors import (
     NotLeaseHolder,
     QueueDisabled,
     WorkerDisabled,
+    refuse_gone,
 )
 from object_challenge.jobs.queue import JobQueue, history
 from object_challenge.jobs.store import FINAL_STATES, JobStore, iso_from_ms, public, utcnow
@@ -328,10 +329,7 @@ class Jobs:
         answer = self.queue.cancel(job_id)
         refused = answer.get("refused")
         if refused == "unknown":
-            doc = self.store.get(job_id)
-            if doc is None:
-                raise JobNotFound(job_id)
-            raise JobFinished(f"job {job_id} is already {doc.get('state')}", state=doc.get("state"))
+            refuse_gone(self.store, job_id, JobFinished, "job {job_id} is already {state}")
         if refused == "finished":
             raise JobFinished(f"job {job_id} is already {answer['state']}", state=answer["state"])
         return self.get(job_id)
@@ -339,10 +337,7 @@ class Jobs:
     def _refused(self, job_id, worker, answer):
         refused = answer.get("refused")
         if refused == "unknown":
-            doc = self.store.get(job_id)
-            if doc is None:
-                raise JobNotFound(job_id)
-            raise JobNotRunning(f"job {job_id} is already {doc.get('state')}", state=doc.get("state"))
+            refuse_gone(self.store, job_id, JobNotRunning, "job {job_id} is already {state}")
         if refused == "not_running":
             raise JobNotRunning(
                 f"job {job_id} is {answer['state']}, not running; its lease ended", state=answer["state"]
