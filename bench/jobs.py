@@ -332,38 +332,83 @@ def recorded_cost(base, settings, samples):
     return percentiles(trips), per_job, count
 
 
-def fill_records(base, settings, target, seconds):
-    """Finish jobs (bulk enqueue, polls and completions through the gateway) until MongoDB
-    has about ``target`` completed records or ``seconds`` have passed."""
+def record_write_cost(settings, n=200):
+    """The recorder's own write (``JobStore.write``) of ``n`` finished jobs shaped like the
+    last recorded one, timed, then removed again: seconds per job at the current size."""
+    from pymongo import MongoClient
+
+    from object_challenge.jobs.store import JobStore
+
+    mongo = MongoClient(settings["MONGO_URI"])
+    store = JobStore.from_config(mongo, settings)
+    model = store.final["completed"].find_one({}, sort=[("added", -1)])
+    model.pop("_id", None)
+    docs = [{**model, "job_id": f"bench-write-{uuid.uuid4().hex}"} for _ in range(n)]
+    t0 = time.perf_counter()
+    store.write(docs, [])
+    elapsed = time.perf_counter() - t0
+    store.final["completed"].delete_many({"_id": {"$in": [d["job_id"] for d in docs]}})
+    mongo.close()
+    return elapsed / n
+
+
+def fill_records(base, settings, target, seconds, clients=4):
+    """Finish jobs (bulk enqueue, polls and completions through the gateway, ``clients``
+    threads) until MongoDB has about ``target`` completed records or ``seconds`` have passed."""
     from pymongo import MongoClient
 
     mongo = MongoClient(settings["MONGO_URI"])
     completed = mongo[settings["MONGO_JOB_DB"]][settings["MONGO_JOB_COLL_COMPLETED"]]
     r = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
-    s = requests.Session()
-    queue = f"bench-fill-{uuid.uuid4().hex[:4]}"
     deadline = time.monotonic() + seconds
-    done = completed.count_documents({})
-    while done < target and time.monotonic() < deadline:
-        if r.scard(keys.FINISHED) > 1000:  # let the recorder catch up: Redis holds them meanwhile
-            time.sleep(0.2)
-            done = completed.count_documents({})
-            continue
-        n = min(200, target - done)
-        bulk_enqueue(s, base, queue, [JOB] * n)
-        for _ in range(n):
-            job = s.get(
-                f"{base}/queue/poll", params={"queue": queue, "worker_id": "bench-fill"}, headers=WORKER, timeout=30
-            ).json()
-            s.patch(
-                f"{base}/jobs/{job['job_id']}/completed",
-                params={"worker_id": "bench-fill"},
-                json={"failed": False, "info": {}},
-                headers=WORKER,
-                timeout=30,
-            )
-        done += n
+    start = completed.count_documents({})
+    finished = [0] * clients
+
+    def body(i, stop):
+        s = requests.Session()
+        queue = f"bench-fill-{uuid.uuid4().hex[:4]}"
+        while not stop.is_set() and time.monotonic() < deadline and start + sum(finished) < target:
+            if r.scard(keys.FINISHED) > 2000:  # let the recorder catch up: Redis holds them meanwhile
+                time.sleep(0.2)
+                continue
+            n = 100
+            bulk_enqueue(s, base, queue, [JOB] * n)
+            for _ in range(n):
+                job = s.get(
+                    f"{base}/queue/poll",
+                    params={"queue": queue, "worker_id": f"bench-fill-{i}"},
+                    headers=WORKER,
+                    timeout=30,
+                ).json()
+                s.patch(
+                    f"{base}/jobs/{job['job_id']}/completed",
+                    params={"worker_id": f"bench-fill-{i}"},
+                    json={"failed": False, "info": {}},
+                    headers=WORKER,
+                    timeout=30,
+                )
+            finished[i] += n
+            if i == 0 and finished[0] % 2000 == 0:
+                recorded = completed.count_documents({})
+                print(f"    ... {start + sum(finished)} jobs finished, {recorded} recorded", flush=True)
+
+    stop, errors = threading.Event(), []
+
+    def loop(i):
+        try:
+            body(i, stop)
+        except Exception as exc:  # reported, never hidden
+            errors.append(repr(exc))
+            stop.set()
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     mongo.close()
+    if errors:
+        raise RuntimeError(f"fill thread failed: {errors[0]}")
 
 
 def main(argv=None):
@@ -453,18 +498,32 @@ def main(argv=None):
             rec = results["records"] = {}
             fill_records(base, settings, 1000, args.fill_seconds)
             trips, per_job, count = recorded_cost(base, settings, args.samples)
-            rec["small"] = {"recorded": count, "round_trip": trips, "recorder_s_per_job": round(per_job, 4)}
+            write = record_write_cost(settings)
+            rec["small"] = {
+                "recorded": count,
+                "round_trip": trips,
+                "recorder_s_per_job": round(per_job, 4),
+                "write_s_per_job": round(write, 5),
+            }
             say(
                 f"{count:>6} recorded: round trip median {trips['median_ms']:.2f} ms, "
-                f"recorder {per_job * 1000:.1f} ms/job"
+                f"recorder caught up {per_job * 1000:.1f} ms/job after, its write {write * 1000:.2f} ms/job"
             )
             fill_records(base, settings, args.records, args.fill_seconds)
             trips, per_job, count = recorded_cost(base, settings, args.samples)
-            rec["large"] = {"recorded": count, "round_trip": trips, "recorder_s_per_job": round(per_job, 4)}
+            write = record_write_cost(settings)
+            rec["large"] = {
+                "recorded": count,
+                "round_trip": trips,
+                "recorder_s_per_job": round(per_job, 4),
+                "write_s_per_job": round(write, 5),
+            }
             say(
                 f"{count:>6} recorded: round trip median {trips['median_ms']:.2f} ms, "
-                f"recorder {per_job * 1000:.1f} ms/job"
+                f"recorder caught up {per_job * 1000:.1f} ms/job after, its write {write * 1000:.2f} ms/job"
             )
+            rec["write_growth"] = round(rec["large"]["write_s_per_job"] / rec["small"]["write_s_per_job"], 3)
+            say(f"record write growth: x{rec['write_growth']}")
             rec["round_trip_growth"] = round(
                 rec["large"]["round_trip"]["median_ms"] / rec["small"]["round_trip"]["median_ms"], 3
             )
