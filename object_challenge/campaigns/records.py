@@ -19,6 +19,8 @@ Two plain indexes keep every read an index seek, whatever the collection holds:
 
 from pymongo import ASCENDING, DESCENDING
 
+from object_challenge.core.counting import count
+
 COLLECTION = "campaign_records"
 
 
@@ -54,7 +56,7 @@ def pass_records(db, campaign, pass_no, batch_size=1000):
 
 
 def count_records(db, campaign, pass_no):
-    return collection(db).count_documents({"campaign": campaign, "pass": int(pass_no)})
+    return count(collection(db), {"campaign": campaign, "pass": int(pass_no)})
 
 
 def previous_records(db, campaign, pass_no, player_ids):

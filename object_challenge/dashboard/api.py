@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from prometheus_client.parser import text_string_to_metric_families
 
 from object_challenge.accounts.identity import require_role
+from object_challenge.core import counting
 from object_challenge.core.errors import BadRequest
 from object_challenge.core.extensions import redis
 from object_challenge.core.health import check_stores
@@ -157,7 +158,7 @@ def queue_page(name):
     running_docs = _documents(service, list(running)[:MAX_LIMIT])
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     finished = {
-        state: collection.count_documents({"queue": name, "finished_at": {"$gte": hour_ago}})
+        state: counting.count(collection, {"queue": name, "finished_at": {"$gte": hour_ago}})
         for state, collection in service.store.final.items()
     }
     return jsonify(
@@ -208,7 +209,7 @@ def finished():
     return jsonify(
         {
             "state": state,
-            "total": collection.count_documents({}),
+            "total": counting.count(collection),
             "offset": offset,
             "limit": limit,
             "jobs": [_summary(doc["_id"], doc, None) for doc in docs],
@@ -265,7 +266,7 @@ def runs():
         finished.extend(collection.find(query).sort("finished_at", -1).limit(offset + limit))
     finished.sort(key=lambda doc: doc.get("finished_at") or "", reverse=True)
     page = (live + finished)[offset : offset + limit]
-    total = len(live) + sum(c.count_documents(query) for c in service.store.final.values())
+    total = len(live) + sum(counting.count(c, query) for c in service.store.final.values())
     return jsonify(
         {
             "total": total,

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pymongo import ReplaceOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
+from object_challenge.core.counting import count
+
 FINAL_STATES = ("completed", "failed", "cancelled")
 DUPLICATE_KEY = 11000
 IN_CHUNK = 200  # ids per $in: mongoeco's SQLite engine refuses expression trees deeper than 1000
@@ -151,7 +153,7 @@ class JobStore:
         """(jobs of ``owner_id``, newest first, ``limit`` from ``offset``; total)."""
         docs, total = [], 0
         for collection in (self.queued, *self.final.values()):
-            total += collection.count_documents({"owner_id": owner_id})
+            total += count(collection, {"owner_id": owner_id})
             docs += list(collection.find({"owner_id": owner_id}).sort("added", -1).limit(offset + limit))
         docs.sort(key=lambda d: d.get("added") or "", reverse=True)
         return [public(d) for d in docs[offset : offset + limit]], total
@@ -167,5 +169,5 @@ class JobStore:
 
     def count(self, state):
         if state in self.final:
-            return self.final[state].count_documents({})
-        return self.queued.count_documents({"state": state})
+            return count(self.final[state])
+        return count(self.queued, {"state": state})
