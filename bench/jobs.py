@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from object_challenge.core.config import settings_from_env  # noqa: E402
+from object_challenge.core.counting import count as count_documents  # noqa: E402
 from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.jobs import keys  # noqa: E402
 
@@ -327,7 +328,7 @@ def recorded_cost(base, settings, samples):
         trips.append(time.perf_counter() - t0)
     per_job = wait_recorded(r) / samples
     mongo = MongoClient(settings["MONGO_URI"])
-    count = mongo[settings["MONGO_JOB_DB"]][settings["MONGO_JOB_COLL_COMPLETED"]].count_documents({})
+    count = count_documents(mongo[settings["MONGO_JOB_DB"]][settings["MONGO_JOB_COLL_COMPLETED"]])
     mongo.close()
     return percentiles(trips), per_job, count
 
@@ -361,7 +362,7 @@ def fill_records(base, settings, target, seconds, clients=4):
     completed = mongo[settings["MONGO_JOB_DB"]][settings["MONGO_JOB_COLL_COMPLETED"]]
     r = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
     deadline = time.monotonic() + seconds
-    start = completed.count_documents({})
+    start = count_documents(completed)
     finished = [0] * clients
 
     def body(i, stop):
@@ -389,7 +390,7 @@ def fill_records(base, settings, target, seconds, clients=4):
                 )
             finished[i] += n
             if i == 0 and finished[0] % 2000 == 0:
-                recorded = completed.count_documents({})
+                recorded = count_documents(completed)
                 print(f"    ... {start + sum(finished)} jobs finished, {recorded} recorded", flush=True)
 
     stop, errors = threading.Event(), []
