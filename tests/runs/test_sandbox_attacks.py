@@ -7,6 +7,7 @@ import subprocess
 import textwrap
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from helpers import wait_until
@@ -425,9 +426,63 @@ def test_the_program_runs_as_the_run_uid_without_capabilities_in_its_cgroups_wit
         assert lines["Max address space"][:2] == [str(128 * 1024 * 1024)] * 2
         assert lines["Max open files"][:2] == ["64", "64"]
         assert lines["Max core file size"][:2] == ["0", "0"]
-    # the worker thread is back in its own cgroups, with its own ids
+    # the worker thread is back in its own cgroups, network namespace and ids
     assert "/oc-run-" not in Path("/proc/thread-self/cgroup").read_text()
+    assert os.readlink("/proc/thread-self/ns/net") == os.readlink(f"/proc/{os.getppid()}/ns/net")
     assert os.geteuid() == 0 and os.getegid() == 0
+
+
+def test_the_program_has_a_network_namespace_without_interfaces_of_its_own():
+    events = Events()
+    result = run_py(
+        """
+        import os
+        names = [line.split(':')[0].strip() for line in open('/proc/net/dev').read().splitlines()[2:]]
+        flags = open('/sys/class/net/lo/flags').read().strip() if os.path.exists('/sys/class/net/lo') else None
+        print(os.readlink('/proc/self/ns/net'), ','.join(names))
+        """,
+        events=events,
+    )
+    assert result["verdict"] == "ok", events.text("stderr")
+    netns, names = events.text().split()
+    assert netns != os.readlink("/proc/self/ns/net")
+    assert names == "lo"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="prepared network namespaces need a root worker")
+def test_a_run_uid_network_namespace_left_with_a_socket_is_replaced():
+    """A run uid's network namespace is reused by its next run only if no socket is left in it."""
+    uid = sandbox.RUN_UID_BASE + sandbox.RUN_UID_COUNT - 4
+    fd = sandbox._netns_for(uid)
+    assert fd is not None, sandbox._netns_refused
+    first = os.fstat(fd).st_ino
+    assert os.fstat(sandbox._netns_for(uid)).st_ino == first  # empty: reused
+    with sandbox._thread_in_netns(fd):
+        left = socket.socket(socket.AF_UNIX)
+        left.bind(b"\0oc-test-left-behind")
+    try:
+        replaced = sandbox._netns_for(uid)
+        assert os.fstat(replaced).st_ino != first
+        with sandbox._thread_in_netns(replaced):
+            assert Path("/proc/thread-self/net/unix").read_text().count("\n") == 1  # the header only
+    finally:
+        left.close()
+    assert os.readlink("/proc/thread-self/ns/net") == os.readlink(f"/proc/{os.getppid()}/ns/net")
+
+
+def test_the_work_directory_is_deleted_after_the_run():
+    """Off the run's critical path (sandbox.discard_dir), but deleted."""
+    seen = []
+    real_mkdtemp = sandbox.tempfile.mkdtemp
+
+    def remember(*args, **kw):
+        seen.append(real_mkdtemp(*args, **kw))
+        return seen[-1]
+
+    with mock.patch.object(sandbox.tempfile, "mkdtemp", remember):
+        assert run_py("print('hi')")["verdict"] == "ok"
+    assert len(seen) == 1
+    wait_until(lambda: not os.path.exists(seen[0]), timeout=10, message="the work directory is deleted")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="run uids need a root worker")
