@@ -26,6 +26,7 @@ _M.version = key("gw", "version")   -- string (INCR), bumped last
 -- the publish service's boards (one puzzle's keys share the meta key as stem)
 _M.pub_scripts = key("pub", "scripts") -- hash: script SHA1s and their settings
 _M.pub_dirty = key("pub", "dirty")     -- zset: puzzles not yet written back
+_M.pub_stats = key("pub", "stats")     -- hash: token/move outcomes counted by the scripts
 
 function _M.pub_meta(puzzle)
     return key("pub", "puzzle", puzzle)
@@ -38,14 +39,16 @@ end
 -- KEYS of publish/scripts/token.lua, in its order
 function _M.token_keys(puzzle, piece, player)
     local s = _M.pub_meta(puzzle)
-    return { s, s .. ":pieces", s .. ":lock:" .. piece, s .. ":token:" .. piece, s .. ":ban:" .. player }
+    return { s, s .. ":pieces", s .. ":lock:" .. piece, s .. ":token:" .. piece, s .. ":ban:" .. player,
+             _M.pub_stats }
 end
 
 -- KEYS of publish/scripts/move.lua, in its order
 function _M.move_keys(puzzle, piece, player)
     local s = _M.pub_meta(puzzle)
     return { s, s .. ":pieces", s .. ":groups", s .. ":updates", s .. ":token:" .. piece,
-             s .. ":lock:" .. piece, s .. ":rate:" .. player, s .. ":ban:" .. player, _M.pub_dirty }
+             s .. ":lock:" .. piece, s .. ":rate:" .. player, s .. ":ban:" .. player, _M.pub_dirty,
+             _M.pub_stats }
 end
 
 -- the job queue's (twins of object_challenge/jobs/keys.py)

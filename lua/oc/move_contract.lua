@@ -85,7 +85,7 @@ function _M.token_args(p, n, player, conf, mark, token)
         return bad("bad_mark", ERR_BAD_MARK)
     end
     local k = keys.token_keys(p, n, player)
-    return { conf.token_sha, #k, k[1], k[2], k[3], k[4], k[5],
+    return { conf.token_sha, #k, k[1], k[2], k[3], k[4], k[5], k[6],
              n, player, token, mark, conf.lock_ms, conf.token_ms }
 end
 
@@ -103,7 +103,7 @@ function _M.move_args(p, n, player, conf, body)
         return bad("bad_move", ERR_TOKEN_REQUIRED)
     end
     local k = keys.move_keys(p, n, player)
-    return { conf.move_sha, #k, k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9],
+    return { conf.move_sha, #k, k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10],
              p, n, token, player, x, y, r, conf.rate_limit, conf.window_ms, conf.ban_ms,
              conf.tolerance, conf.retained, keys.pub_channel(p) }
 end

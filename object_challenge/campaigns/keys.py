@@ -6,6 +6,10 @@ from object_challenge.core.keys import key
 
 SERVICE = "campaigns"
 
+# HASH counters since this Redis began (metrics.py): "ids_ingested", and the ingest time
+# histogram "ingest|<le>" / "ingest|sum"
+STATS = key(SERVICE, "stats")
+
 
 def rate(api_key):
     """STRING: the theoretical arrival time (µs, Redis clock) of an API key's token bucket (take.lua).

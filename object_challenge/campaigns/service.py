@@ -25,14 +25,14 @@ import math
 import re
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from object_challenge.campaigns import growth as growth_rule
-from object_challenge.campaigns import records, store
+from object_challenge.campaigns import metrics, records, store
 from object_challenge.campaigns.ingest import ingest_batch
 from object_challenge.core.errors import ApiError, BadRequest, Conflict, NotFound
 from object_challenge.core.extensions import mongo
@@ -46,6 +46,7 @@ SOURCES = ("players",)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_RANGE = 100_000_000
 RESTART_UNQUEUED_S = 10  # a batch created but never enqueued (a crash in between) is enqueued after this
+RATE_BINS = 30  # slices of a pass in the dashboard's ids/s chart
 RETRY_DELAY_S = 2  # a batch whose job ended without results waits this long before its next job
 
 
@@ -245,9 +246,41 @@ def progress(doc, with_failed=True):
     return body
 
 
+def _aware(value):
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def rate_history(doc, bins=RATE_BINS):
+    """The current pass's ids/s over time, from its batches' completion times: the pass so
+    far (its start to its end, or now) in ``bins`` equal slices, each the ids of the batches
+    done in it over its width. One indexed read of the pass's done batches (three fields
+    each: a 20,000-id pass in batches of 100 is 200 small documents)."""
+    current = doc.get("current") or {}
+    if not current.get("started_at"):
+        return {"pass": doc.get("pass", 0), "bin_s": None, "samples": []}
+    started = _aware(current["started_at"])
+    ended = _aware(current.get("finished_at") or now())
+    width = max((ended - started).total_seconds(), 1.0) / bins
+    ids = [0] * bins
+    query = {"campaign": doc["_id"], "pass": current["pass"], "state": "done"}
+    for batch_doc in store.batches(db()).find(query, {"start": 1, "end": 1, "done_at": 1}):
+        if not batch_doc.get("done_at"):
+            continue
+        offset = (_aware(batch_doc["done_at"]) - started).total_seconds()
+        ids[min(bins - 1, max(0, int(offset // width)))] += batch_doc["end"] - batch_doc["start"] + 1
+    return {
+        "pass": current["pass"],
+        "bin_s": round(width, 3),
+        "samples": [
+            {"at": (started + timedelta(seconds=width * (i + 1))).isoformat(), "ids_per_second": round(n / width, 2)}
+            for i, n in enumerate(ids)
+        ],
+    }
+
+
 def _isodate(value):
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return _aware(value).isoformat()
     return value
 
 
@@ -509,6 +542,7 @@ def ingest_results(campaign_id, n, body):
     if batch_doc["state"] == "done":
         return {"batch": batch_doc["n"], "pass": batch_doc["pass"], "ingested": False, "duplicate": True}
     answers = parse_results(batch_doc, body)
+    started = time.perf_counter()
     result = ingest_batch(db(), campaign_id, batch_doc["pass"], answers)
     before = batches.find_one_and_update(
         {"_id": batch_doc["_id"], "state": {"$ne": "done"}},
@@ -539,6 +573,7 @@ def ingest_results(campaign_id, n, body):
     doc = store.campaigns(db()).find_one_and_update(
         {"_id": campaign_id, "pass": batch_doc["pass"]}, update, return_document=ReturnDocument.AFTER
     )
+    metrics.count_ingest(inc["current.ids_done"], time.perf_counter() - started)
     if doc is not None and not maybe_finish(doc):
         feed(doc)
     return {

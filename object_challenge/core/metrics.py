@@ -12,6 +12,11 @@ exits leaves nothing to clean up.
 
 Packages add scrape-time gauges (queue depth, live puzzles, ...) by appending a
 collector (an object with ``collect()``) to ``app.extensions["oc.metrics"]``.
+
+Counts that must not depend on one process (runs, campaign ingest, moves) are kept in a
+Redis hash and read by such a collector: ``count_observation`` and ``histogram_buckets``
+keep a histogram there. (A prometheus-client value made at import would also make every
+``manage.py`` command write into ``PROMETHEUS_MULTIPROC_DIR``, which only gunicorn creates.)
 """
 
 import time
@@ -31,6 +36,24 @@ LATENCY = Histogram(
     ["service", "endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+
+
+def count_observation(pipe, key, field, value, buckets):
+    """Queue on ``pipe`` one observation of the histogram ``field`` kept in the Redis hash
+    ``key``: fields ``<field>|<le>`` (per bucket, not cumulative) and ``<field>|sum``."""
+    le = next((str(float(b)) for b in buckets if value <= b), "+Inf")
+    pipe.hincrby(key, f"{field}|{le}", 1)
+    pipe.hincrbyfloat(key, f"{field}|sum", value)
+
+
+def histogram_buckets(stats, field, buckets):
+    """``(buckets, sum)`` for ``HistogramMetricFamily.add_metric`` from a hash ``count_observation``
+    wrote (``stats``: its HGETALL): cumulative counts per ``le``, ending with ``+Inf``."""
+    out, total = [], 0
+    for le in [str(float(b)) for b in buckets] + ["+Inf"]:
+        total += int(stats.get(f"{field}|{le}", 0))
+        out.append((le, total))
+    return out, float(stats.get(f"{field}|sum", 0))
 
 
 def _start():

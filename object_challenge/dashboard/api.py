@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from prometheus_client.parser import text_string_to_metric_families
 
 from object_challenge.accounts.identity import require_role
+from object_challenge.campaigns import service as campaigns_service
 from object_challenge.core import counting
 from object_challenge.core.errors import BadRequest
 from object_challenge.core.extensions import redis
@@ -226,7 +227,12 @@ def puzzles():
     pipe = redis.client.pipeline(transaction=False)
     for puzzle in page:
         pipe.hmget(puzzle_keys.meta(puzzle.puzzle_id), "count", "immovable", "seq", "last_move")
-    lives = pipe.execute()
+    if page:
+        # live players: the puzzle's open update streams (each puzzle page opens one; the
+        # gateway subscribes one Redis connection per stream), counted by Redis at this moment
+        pipe.pubsub_numsub(*[puzzle_keys.channel(puzzle.puzzle_id) for puzzle in page])
+    answers = pipe.execute()
+    lives, watching = answers[: len(page)], dict(answers[len(page)]) if page else {}
     rows = []
     for puzzle, (count, immovable, seq, last_move) in zip(page, lives, strict=True):
         size = puzzle.rows * puzzle.cols
@@ -242,6 +248,7 @@ def puzzles():
                 "seq": int(seq) if seq else None,
                 "live": count is not None,
                 "last_move_ms": int(last_move) if last_move else None,
+                "live_players": int(watching.get(puzzle_keys.channel(puzzle.puzzle_id), 0)),
             }
         )
     return jsonify({"total": Puzzle.objects.count(), "offset": offset, "limit": limit, "puzzles": rows})
@@ -275,3 +282,10 @@ def runs():
             "runs": [described.describe({**doc, "job_id": doc.get("job_id") or doc.get("_id")}) for doc in page],
         }
     )
+
+
+@bp.get("/campaigns/<campaign_id>/rate")
+def campaign_rate(campaign_id):
+    """The current pass's ids/s over time (the campaigns page draws it): ``{"pass", "bin_s",
+    "samples": [{"at", "ids_per_second"}]}``, a fixed number of samples whatever the pass's size."""
+    return jsonify({"campaign_id": campaign_id, **campaigns_service.rate_history(campaigns_service.get(campaign_id))})

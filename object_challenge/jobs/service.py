@@ -190,10 +190,13 @@ def parse_jobs(body):
 
 
 class Jobs:
-    def __init__(self, queue, store, config):
+    def __init__(self, queue, store, config, on_completed=()):
         self.queue = queue
         self.store = store
         self.config = config
+        # callables(job document) told of each completion a worker posted (runs counts its
+        # verdicts there); registered by the packages in app.extensions["oc.jobs.completed"]
+        self.on_completed = on_completed
 
     # -- queues ------------------------------------------------------------
     def enqueue(self, body, queue, owner):
@@ -308,7 +311,13 @@ class Jobs:
         reported = reported if isinstance(reported, str) and WORKER_ID.match(reported) else ""
         answer = self.queue.complete(job_id, worker, failed, result, reported)
         self._refused(job_id, worker, answer)
-        return self.get(job_id)
+        doc = self.get(job_id)
+        for hook in self.on_completed:
+            try:
+                hook(doc)
+            except Exception:  # a metric must never fail the completion it counts
+                log.exception("completion hook %r failed for job %s", hook, job_id)
+        return doc
 
     def release(self, job_id, worker, body):
         """The lease holder gives a running job back; returns the job (``queued``)."""
@@ -417,7 +426,8 @@ def jobs():
         queue = JobQueue(
             redis.client, cfg["JOB_LEASE_SECONDS"], cfg["JOB_MAX_ATTEMPTS"], cfg["CLIENT_EXPIRY"], cfg["JOB_POLL_SCAN"]
         )
-        service = Jobs(queue, JobStore.from_config(mongo.cx, cfg), cfg)
+        completed = app.extensions.setdefault("oc.jobs.completed", [])
+        service = Jobs(queue, JobStore.from_config(mongo.cx, cfg), cfg, on_completed=completed)
         app.extensions["oc_jobs"] = service
     return service
 

@@ -19,6 +19,9 @@ EVICTED = key(SERVICE, "evicted")
 # HASH: the SHA1s of token.lua / move.lua and the settings they run with, so that
 # the gateway (lua/oc/moves.lua) runs exactly what the service would
 SCRIPTS = key(SERVICE, "scripts")
+# HASH counters since this Redis began (metrics), one HINCRBY per token.lua / move.lua call:
+# "token:granted", "token:<refusal>", "move:accepted", "move:<refusal>" (publish/metrics.py)
+STATS = key(SERVICE, "stats")
 
 
 def meta(puzzle_id):
@@ -69,7 +72,14 @@ def ban(puzzle_id, player):
 
 def token_keys(puzzle_id, piece, player):
     """KEYS of token.lua."""
-    return [meta(puzzle_id), pieces(puzzle_id), lock(puzzle_id, piece), token(puzzle_id, piece), ban(puzzle_id, player)]
+    return [
+        meta(puzzle_id),
+        pieces(puzzle_id),
+        lock(puzzle_id, piece),
+        token(puzzle_id, piece),
+        ban(puzzle_id, player),
+        STATS,
+    ]
 
 
 def move_keys(puzzle_id, piece, player):
@@ -84,4 +94,5 @@ def move_keys(puzzle_id, piece, player):
         rate(puzzle_id, player),
         ban(puzzle_id, player),
         DIRTY,
+        STATS,
     ]

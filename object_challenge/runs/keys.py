@@ -8,6 +8,10 @@ from object_challenge.core.keys import key
 
 SERVICE = "runs"
 
+# HASH counters since this Redis began (metrics.py): "finished|<language>|<verdict>", and the
+# duration histogram "duration|<language>|<le>" / "duration|<language>|sum"
+STATS = key(SERVICE, "stats")
+
 
 def active(user_id):
     """ZSET run id -> time admitted (ms): the user's runs not known to be final yet (the cap)."""

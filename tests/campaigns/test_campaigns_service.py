@@ -238,3 +238,29 @@ def test_a_batch_whose_job_fails_is_retried_then_listed_and_retried_on_demand(ap
     worker()
     progress = get(client, cid)
     assert progress["state"] == "done" and progress["batches"]["done"] == 1 and progress["batches"]["failed"] == 0
+
+
+def ingest_samples(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").get_data(as_text=True)
+    wanted = ("oc_campaign_ids_ingested_total", "oc_campaign_ingest_duration_seconds_count")
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name in wanted}
+
+
+def test_ingested_ids_and_ingest_time_are_counted_once_per_batch(app, client, worker, source):
+    cid = create(client, range={"start": 1, "end": 300}, window=3).get_json()["campaign_id"]
+    client.post(f"/newapi/campaigns/{cid}/passes", headers=ADMIN)
+    before = ingest_samples(client)
+    job = worker(1)[0]  # one batch of 100 ids, ingested
+    middle = ingest_samples(client)
+    assert middle["oc_campaign_ids_ingested_total"] - before["oc_campaign_ids_ingested_total"] == 100
+    count = "oc_campaign_ingest_duration_seconds_count"
+    assert middle[count] - before[count] == 1
+    data = job["tasks"][0]["data"]
+    players = {str(k): v for k, v in source.fetch_range(data["start"], data["end"]).items()}
+    again = client.post(
+        f"/newapi/campaigns/{cid}/batches/{data['batch']}/results", json={"players": players}, headers=WORKER
+    )
+    assert again.get_json()["duplicate"] is True
+    assert ingest_samples(client) == middle  # a second delivery is not counted

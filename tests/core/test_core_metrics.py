@@ -44,7 +44,21 @@ def test_every_service_metrics_target_is_valid_prometheus_text(stack):
         "oc_jobs_documents",
     }
     assert jobs_gauges <= set(seen["jobs"])
-    assert {"oc_puzzles_live", "oc_puzzles_dirty"} <= set(seen["publish"])
+    # counted where a worker's result or a batch arrives (the jobs service's own processes)
+    assert {
+        "oc_runs_finished",
+        "oc_runs_duration_seconds",
+        "oc_campaign_ids_ingested",
+        "oc_campaign_ingest_duration_seconds",
+    } <= set(seen["jobs"])
+    assert {
+        "oc_puzzles_live",
+        "oc_puzzles_dirty",
+        "oc_publish_moves_accepted",
+        "oc_publish_moves_refused",
+        "oc_publish_tokens_granted",
+        "oc_publish_tokens_refused",
+    } <= set(seen["publish"])
 
 
 def test_the_public_port_answers_404_for_every_metrics_path(stack):
@@ -126,3 +140,42 @@ def test_the_jobs_service_counts_expired_leases(client, redis):
     found = families(client.get("/metrics").get_data(as_text=True))
     assert {"oc_jobs_leases_expired", "oc_jobs_attempts_exhausted", "oc_jobs_events_posted"} <= set(found)
     assert found["oc_jobs_leases_expired"].samples[0].value == 1
+
+
+def run_samples(client):
+    found = families(client.get("/metrics").get_data(as_text=True))
+    out = {}
+    for name in ("oc_runs_finished", "oc_runs_duration_seconds"):
+        for s in found[name].samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_a_run_result_posted_by_a_worker_counts_its_verdict_and_duration(client):
+    made = client.post(
+        "/newapi/runs",
+        headers=auth("token_1"),
+        json={"language": "python", "files": [{"name": "main.py", "content": "print(1)\n"}]},
+    )
+    assert made.status_code in (201, 202), made.get_json()
+    run_id = made.get_json()["run_id"]
+    worker = auth("token_worker")
+    poll = {"queue": "runs", "worker_id": "w-metrics", "modules": "run_program"}
+    polled = client.get("/newapi/queue/poll", query_string=poll, headers=worker)
+    assert polled.status_code == 200 and polled.get_json()["job_id"] == run_id, polled.get_json()
+    before = run_samples(client)
+    result = {"verdict": "runtime_error", "cancelled": False, "stages": [{"stage": "run", "wall_ms": 700}]}
+    done = client.patch(
+        f"/newapi/jobs/{run_id}/completed",
+        query_string={"worker_id": "w-metrics"},
+        json={"result": [result]},
+        headers=worker,
+    )
+    assert done.status_code == 200, done.get_json()
+    after = run_samples(client)
+    changed = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert changed[("oc_runs_finished_total", (("language", "python"), ("verdict", "runtime_error")))] == 1
+    assert changed[("oc_runs_duration_seconds_count", (("language", "python"),))] == 1
+    assert abs(changed[("oc_runs_duration_seconds_sum", (("language", "python"),))] - 0.7) < 1e-9
+    assert changed[("oc_runs_duration_seconds_bucket", (("language", "python"), ("le", "1.0")))] == 1
+    assert ("oc_runs_duration_seconds_bucket", (("language", "python"), ("le", "0.5"))) not in changed

@@ -36,6 +36,15 @@ def text_of(driver, css="main"):
         return ""
 
 
+def attribute_of(driver, css, name):
+    """An attribute of the first match, or "" when none (or when re-rendered meanwhile)."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return (found[0].get_attribute(name) or "") if found else ""
+    except StaleElementReferenceException:
+        return ""
+
+
 def row_text(driver, needle):
     """The text of the first table row holding ``needle`` ("" when none, or when re-rendered meanwhile)."""
     try:
@@ -254,3 +263,100 @@ def test_a_campaign_shows_its_progress_bar(stack, browser, shot):
     wait_until(lambda: text_of(browser, percent).strip() == "100%", timeout=90, message="the bar at 100%")
     assert name in text_of(browser, card)
     shot(browser, "dashboard_campaigns")
+
+
+def test_a_campaign_shows_its_ids_per_second_chart_once_a_pass_has_run(stack, browser, shot):
+    name = f"rate-{uuid.uuid4().hex[:6]}"
+    made = requests.post(
+        f"{stack.url}/newapi/campaigns",
+        headers=auth("token_admin"),
+        json={"name": name, "source": "players", "range": {"start": 1, "end": 30}, "batch_size": 10},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    campaign_id = made.json()["campaign_id"]
+    rate_url = f"{stack.url}/newapi/dashboard/campaigns/{campaign_id}/rate"
+    assert requests.get(rate_url, headers=auth("token_admin"), timeout=10).json()["samples"] == []  # no pass yet
+    assert requests.get(rate_url, headers=auth("token_1"), timeout=10).status_code == 403
+    started = requests.post(
+        f"{stack.url}/newapi/campaigns/{campaign_id}/passes", headers=auth("token_admin"), timeout=10
+    )
+    assert started.status_code == 201, started.text
+
+    def pass_done():
+        answer = requests.get(f"{stack.url}/newapi/campaigns/{campaign_id}", headers=auth("token_admin"), timeout=10)
+        return answer.json()["state"] == "done"
+
+    wait_until(pass_done, timeout=90, message="the pass done")
+    rate = requests.get(rate_url, headers=auth("token_admin"), timeout=10).json()
+    assert len(rate["samples"]) == 30
+    # every id of the pass is in one slice or another
+    assert round(sum(s["ids_per_second"] * rate["bin_s"] for s in rate["samples"])) == 30
+
+    login(browser, f"{stack.url}/dashboard/#/campaigns", "token_admin")
+    line = f'section[data-campaign="{campaign_id}"] svg.rate-chart polyline'
+    points = wait_until(lambda: attribute_of(browser, line, "points"), timeout=20, message="the chart drawn")
+    heights = [float(point.split(",")[1]) for point in points.split()]
+    assert len(heights) == 30
+    assert min(heights) < max(heights)  # a line that rises where batches were done, not a flat zero
+    shot(browser, "dashboard_campaign_rate")
+
+
+def test_the_puzzles_page_shows_live_players(stack, browser, second_browser):
+    from test_puzzle_browser import board, open_puzzle
+
+    made = requests.post(
+        f"{stack.url}/newapi/puzzle/",
+        headers=auth("token_admin"),
+        json={"rows": 2, "cols": 2, "table_width": 600, "table_height": 400},
+        timeout=10,
+    )
+    assert made.status_code == 202, made.text
+    puzzle_id = made.json()["puzzle_id"]
+    wait_until(lambda: board(stack, puzzle_id)["status"] == "active", timeout=30, message="the puzzle generated")
+    login(browser, f"{stack.url}/dashboard/#/puzzles", "token_admin")
+    players = f'span.players[data-puzzle="{puzzle_id}"]'  # the newest puzzle: on the first page
+    wait_until(lambda: text_of(browser, players) == "0", timeout=10, message="no live player yet")
+
+    open_puzzle(second_browser, stack, puzzle_id, "token_2")  # a player's page follows the puzzle's stream
+    wait_until(lambda: text_of(browser, players) == "1", timeout=15, message="one live player")
+    second_browser.get("about:blank")  # the player leaves: the stream closes
+    wait_until(lambda: text_of(browser, players) == "0", timeout=20, message="the player gone")
+
+
+def test_the_queue_page_stays_usable_with_10000_jobs_waiting(stack, browser, shot):
+    queue = f"big-{uuid.uuid4().hex[:8]}"  # nobody polls it
+    job = {"job_title": "bulk", "tasks": [{"module": "echo", "data": {}}]}
+    try:
+        for chunk in range(10):  # the bulk limit is 1,000 jobs a request (docs/jobs.md)
+            answer = requests.post(
+                f"{stack.url}/newapi/queue",
+                params={"queue": queue},
+                headers=auth("token_admin"),
+                json={"jobs": [{**job, "job_title": f"bulk {chunk}-{i}"} for i in range(1000)]},
+                timeout=60,
+            )
+            assert answer.status_code == 201 and answer.json()["count"] == 1000, answer.text[:300]
+
+        page = requests.get(
+            f"{stack.url}/newapi/dashboard/queues/{queue}", headers=auth("token_admin"), timeout=30
+        ).json()
+        assert page["waiting"]["total"] == 10_000
+        assert len(page["waiting"]["jobs"]) == 25  # a page, never the whole list
+        assert page["waiting"]["jobs"][0]["job_title"] == "bulk 0-0"
+        url = f"{stack.url}/newapi/dashboard/queues/{queue}"
+        too_many = requests.get(url, params={"limit": 101}, headers=auth("token_admin"), timeout=30)
+        assert too_many.status_code == 400
+
+        login(browser, f"{stack.url}/dashboard/#/queue/{queue}/0", "token_admin")
+        wait_until(lambda: "waiting 10000" in text_of(browser), timeout=30, message="the queue page loaded")
+        wait_until(lambda: "1–25 of 10000" in text_of(browser, "main .pager"), message="the pager")
+        # the waiting page's rows, no more (the running table says "no running job")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "main tbody tr")) <= 25
+        browser.get(f"{stack.url}/dashboard/#/queue/{queue}/9975")  # the last page, as its "last" link goes
+        last = "9976–10000 of 10000"
+        wait_until(lambda: last in text_of(browser, "main .pager"), timeout=30, message="the last page")
+        wait_until(lambda: "bulk 9-999" in text_of(browser), message="the last job listed")
+        shot(browser, "dashboard_queue_10000")
+    finally:
+        requests.delete(f"{stack.url}/newapi/queue", params={"queue": queue}, headers=auth("token_admin"), timeout=60)

@@ -51,7 +51,7 @@ function _M.keys()
     local keys = require "oc.keys"
     local c = cases()
     answer({ tokens = keys.tokens, rules = keys.rules, version = keys.version,
-             scripts = keys.pub_scripts, dirty = keys.pub_dirty,
+             scripts = keys.pub_scripts, dirty = keys.pub_dirty, stats = keys.pub_stats,
              meta = keys.pub_meta(c.puzzle), channel = keys.pub_channel(c.puzzle),
              token_keys = keys.token_keys(c.puzzle, c.piece, c.player),
              move_keys = keys.move_keys(c.puzzle, c.piece, c.player) })

@@ -67,12 +67,15 @@ def test_the_gateway_sends_the_script_keys_in_the_contract_order(lua, step):
 
 def test_lua_builds_every_publish_key_like_python(lua):
     built = lua.run("keys", EXAMPLE)
-    assert {name: built[name] for name in ("meta", "channel", "scripts", "dirty", "token_keys", "move_keys")} == {
+    names = ("meta", "channel", "scripts", "dirty", "stats", "token_keys", "move_keys")
+    assert {name: built[name] for name in names} == {
         "meta": keys.meta(EXAMPLE["puzzle"]),
         "channel": keys.channel(EXAMPLE["puzzle"]),
         "scripts": keys.SCRIPTS,
         "dirty": keys.DIRTY,
+        "stats": keys.STATS,
         "token_keys": keys.token_keys(*ARGS),
         "move_keys": keys.move_keys(*ARGS),
     }
     assert built["channel"] == CONTRACT["channel"] and built["scripts"] == CONTRACT["scripts"]
+    assert built["stats"] == CONTRACT["stats"]

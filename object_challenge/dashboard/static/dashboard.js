@@ -338,17 +338,55 @@
       throw err;
     }
     const page = list.slice(offset, offset + PAGE);
-    const progress = await Promise.all(
-      page.map((c) => api(`/newapi/campaigns/${enc(c.campaign_id)}`).then((r) => r.data, () => null)),
-    );
+    const [progress, rates] = await Promise.all([
+      Promise.all(page.map((c) => api(`/newapi/campaigns/${enc(c.campaign_id)}`).then((r) => r.data, () => null))),
+      Promise.all(
+        page.map((c) => api(`/newapi/dashboard/campaigns/${enc(c.campaign_id)}/rate`).then((r) => r.data, () => null)),
+      ),
+    ]);
+    const cards = progress.map((c, i) => c && campaignCard(c, rates[i])).filter(Boolean);
     return [
       el("h1", {}, "Campaigns"),
       pager(list.length, offset, (o) => `#/campaigns/${o}`),
-      progress.length ? progress.filter(Boolean).map(campaignCard) : el("p", { class: "empty" }, "no campaign yet"),
+      cards.length ? cards : el("p", { class: "empty" }, "no campaign yet"),
     ];
   }
 
-  function campaignCard(c) {
+  // ids/s over the pass as an inline SVG polyline (no library); its numbers as the title
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    for (const child of children) node.appendChild(child);
+    return node;
+  }
+
+  function rateChart(rate) {
+    const samples = (rate && rate.samples) || [];
+    if (!samples.length) return el("p", { class: "empty rate-chart-empty" }, "ids/s: no pass yet");
+    const width = 240;
+    const height = 48;
+    const values = samples.map((s) => Number(s.ids_per_second) || 0);
+    const top = Math.max(...values, 1);
+    const step = values.length > 1 ? width / (values.length - 1) : width;
+    const points = values.map((v, i) => `${(i * step).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`);
+    const peak = Math.max(...values);
+    const label = `ids/s over pass ${rate.pass}, ${samples.length} slices of ${rate.bin_s} s, peak ${peak}`;
+    return el(
+      "p",
+      { class: "rate" },
+      svg(
+        "svg",
+        { class: "rate-chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label },
+        svg("title", {}, document.createTextNode(label)),
+        svg("line", { x1: 0, y1: height - 1, x2: width, y2: height - 1, class: "axis" }),
+        svg("polyline", { points: points.join(" "), class: "line", "data-count": values.length }),
+      ),
+      el("span", { class: "facts" }, ` ids/s, peak ${peak}, now ${values[values.length - 1]}`),
+    );
+  }
+
+  function campaignCard(c, rate) {
     const span = c.pass_range ? c.pass_range.end - c.pass_range.start + 1 : 0;
     const pct = span ? Math.min(100, Math.floor((100 * c.ids_done) / span)) : c.state === "done" ? 100 : 0;
     const b = c.batches || {};
@@ -365,6 +403,7 @@
           `batches ${b.done || 0}/${b.total || 0} done, ${b.running || 0} running, ${b.queued || 0} queued, ${b.failed || 0} failed · ` +
           `players found ${c.players_found}`,
       ),
+      rateChart(rate),
       (c.growth || []).length
         ? el("p", { class: "facts" }, "growth: ", c.growth.map((g) => JSON.stringify(g)).join("; "))
         : null,
@@ -386,9 +425,10 @@
     const { data } = await api(`/newapi/dashboard/puzzles?offset=${offset}&limit=${PAGE}`);
     return [
       el("h1", {}, "Puzzles"),
+      el("p", { class: "hint" }, "live players: the puzzle pages (and other update streams) open on the puzzle now"),
       pager(data.total, offset, (o) => `#/puzzles/${o}`),
       table(
-        ["puzzle", "size", "status", "completion", "in Redis", "moves"],
+        ["puzzle", "size", "status", "completion", "in Redis", "moves", "live players"],
         data.puzzles.map((p) => [
           el("a", { href: `/puzzle/${p.puzzle_id}/`, target: "_blank", rel: "noopener" }, `#${p.puzzle_id}`),
           `${p.rows}×${p.cols}`,
@@ -398,6 +438,7 @@
             : el("span", {}, el("progress", { max: "100", value: String(p.completion) }), ` ${p.completion}%`),
           p.live ? "live" : "",
           p.seq === null ? "" : String(p.seq),
+          el("span", { class: "players", "data-puzzle": p.puzzle_id }, String(p.live_players ?? 0)),
         ]),
         "no puzzle yet",
       ),

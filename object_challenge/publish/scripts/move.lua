@@ -3,40 +3,47 @@
 -- immovability, detect completion, bump the sequence, keep the update and publish it.
 -- KEYS[1] meta hash   KEYS[2] pieces hash   KEYS[3] groups hash   KEYS[4] updates list
 -- KEYS[5] token of the piece   KEYS[6] lock of the piece   KEYS[7] rate of the player
--- KEYS[8] ban of the player   KEYS[9] dirty zset
+-- KEYS[8] ban of the player   KEYS[9] dirty zset   KEYS[10] stats hash (metrics)
 -- ARGV[1] puzzle id   ARGV[2] piece id   ARGV[3] token   ARGV[4] player id
 -- ARGV[5] x   ARGV[6] y   ARGV[7] r ("" keeps it)   ARGV[8] moves per window
 -- ARGV[9] window ms   ARGV[10] ban ms   ARGV[11] join tolerance px
 -- ARGV[12] updates retained   ARGV[13] channel
 -- Returns JSON {"seq", "complete", "banned"} or
 -- {"refused": "missing"|"no_piece"|"token"|"complete"|"immovable"|"banned", "retry_ms"}.
--- A refusal writes nothing.
+-- A refusal writes nothing but its count: one HINCRBY of the stats hash, field
+-- "move:<why>" ("move:accepted" for a move applied; "missing" is not counted: the
+-- service reloads the board and runs the move again).
+local function refused(why, retry_ms)
+    redis.call("HINCRBY", KEYS[10], "move:" .. why, 1)
+    return refuse(why, retry_ms)
+end
+
 local m = redis.call("HMGET", KEYS[1], "count", "rows", "cols", "table_width", "table_height",
     "piece_width", "piece_height", "status", "immovable")
 if not m[1] then
-    return refuse("missing")
+    return refuse("missing") -- not counted: the service loads the board and asks again
 end
 local count, rows, cols = tonumber(m[1]), tonumber(m[2]), tonumber(m[3])
 local tw, th, pw, ph = tonumber(m[4]), tonumber(m[5]), tonumber(m[6]), tonumber(m[7])
 local status, immovable_count = m[8], tonumber(m[9])
 local n = tonumber(ARGV[2])
 if not n or n < 0 or n >= count then
-    return refuse("no_piece")
+    return refused("no_piece")
 end
 local player = ARGV[4]
 if redis.call("GET", KEYS[5]) ~= ARGV[3] .. "|" .. player then
-    return refuse("token")
+    return refused("token")
 end
 if status == "complete" then
-    return refuse("complete")
+    return refused("complete")
 end
 local piece = parse_piece(redis.call("HGET", KEYS[2], n))
 if piece.i == 1 then
-    return refuse("immovable")
+    return refused("immovable")
 end
 local ban_ms = redis.call("PTTL", KEYS[8])
 if ban_ms > 0 then
-    return refuse("banned", ban_ms)
+    return refused("banned", ban_ms)
 end
 
 -- the moved group, translated and clamped as one
@@ -222,4 +229,5 @@ redis.call("RPUSH", KEYS[4], json)
 redis.call("LTRIM", KEYS[4], -tonumber(ARGV[12]), -1)
 redis.call("ZADD", KEYS[9], "NX", now, ARGV[1])
 redis.call("PUBLISH", ARGV[13], json)
+redis.call("HINCRBY", KEYS[10], "move:accepted", 1)
 return cjson.encode({ seq = seq, complete = complete, banned = banned })
