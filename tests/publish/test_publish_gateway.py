@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import redis as redis_lib
 import requests
 from helpers import auth, wait_until
+from pymongo import MongoClient
 
 
 def create(stack, rows, cols, width=1000, height=800):
@@ -365,11 +366,20 @@ def test_a_board_redis_lost_comes_back_from_mongodb_as_written_back(stack, edge)
     player = Client(edge, "token_1", puzzle_id)
     player.take_and_move(1, 30, 40)
     player.take_and_move(2, 230, 40)
+    seq = int(client.hget(keys.meta(puzzle_id), "seq"))
+    # the write-back takes the puzzle off the dirty set first and writes MongoDB after:
+    # wait for the document itself to hold the live sequence
+    mongo = MongoClient(stack.env["MONGO_URI"], serverSelectionTimeoutMS=5000)
+    puzzles = mongo.get_default_database()["puzzles"]
     wait_until(
-        lambda: client.zscore(keys.DIRTY, puzzle_id) is None,
-        timeout=10,
-        message="the scheduler to write the idle puzzle back",
+        lambda: (
+            client.zscore(keys.DIRTY, puzzle_id) is None
+            and (puzzles.find_one({"puzzle_id": int(puzzle_id)}, {"seq": 1}) or {}).get("seq", -1) >= seq
+        ),
+        timeout=20,
+        message="the scheduler to write the idle puzzle back to MongoDB",
     )
+    mongo.close()
     written = client.hgetall(keys.pieces(puzzle_id))
     client.delete(*client.keys(f"{keys.meta(puzzle_id)}*"))  # the live state is gone
     answer = player.take_and_move(3, 430, 40)
