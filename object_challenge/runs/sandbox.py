@@ -1049,17 +1049,23 @@ def discard_dir(path):
 
 
 def _discard_loop():
-    while True:
-        shutil.rmtree(_discarded.get(), ignore_errors=True)
+    while (path := _discarded.get()) is not None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
-def _discard_pending():
+def _discard_pending(timeout=10.0):
+    """At exit: let the thread finish what it holds (a daemon thread is stopped wherever
+    it is), then delete what is left here."""
+    _discarded.put(None)
+    for thread in _discarder:
+        thread.join(timeout)
     while True:
         try:
             path = _discarded.get_nowait()
         except queue.Empty:
             return
-        shutil.rmtree(path, ignore_errors=True)
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 # -- self test -------------------------------------------------------------------------

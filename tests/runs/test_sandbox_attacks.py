@@ -1,9 +1,12 @@
 """Each limit and attack of issue 14, run through execute() on this machine's sandbox."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -483,6 +486,29 @@ def test_the_work_directory_is_deleted_after_the_run():
         assert run_py("print('hi')")["verdict"] == "ok"
     assert len(seen) == 1
     wait_until(lambda: not os.path.exists(seen[0]), timeout=10, message="the work directory is deleted")
+
+
+def test_a_worker_that_exits_right_after_a_run_leaves_no_work_directory():
+    """The deleting thread is a daemon: at exit the worker finishes its backlog itself."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="oc-test-discard-"))  # the run uid must reach it
+    os.chmod(tmp_path, 0o711)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from object_challenge.runs import sandbox
+        from object_challenge.runs.execute import execute
+
+        sandbox.tempfile.tempdir = {str(tmp_path)!r}
+        for _ in range(3):
+            assert execute("python", "run", [{{"name": "main.py", "content": "print(1)"}}])["verdict"] == "ok"
+        """
+    )
+    try:
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+        assert list((tmp_path / "oc-runs").iterdir()) == []
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="run uids need a root worker")
