@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
 """Campaign benchmarks (issue 15), every figure beside its baseline in one run.
 
-    python bench/run.py campaigns [-- --ids 2000 --fill 10000]
+    python bench/run.py campaigns [-- --ids 2000 --rounds 3 --fill 10000,100000 --mongo-uri URI]
 
 Starts the whole stack on free ports (RATE_LIMITS=off, no default-queue worker, no stack
 campaign worker; the player API stand-in with no rate limit: PLAYER_API_RPS=0 and
-PLAYER_SOURCE_RPS=0; MongoDB is mongoeco's memory engine) and measures:
+PLAYER_SOURCE_RPS=0; MongoDB is mongoeco's memory engine, or the server of --mongo-uri /
+MONGO_URI, which must be a URI with a database name) and measures:
 
 1. end to end: ids ingested per second for a pass of --ids ids (batches of 100, window 20),
-   from POST /campaigns/{id}/passes to the pass being done, with 1 and then 2 worker processes
-   (`manage.py worker --queue campaigns --modules players`, through the gateway), beside a plain
-   loop in this process that calls the stand-in (100 ids per call) and `insert_many`s the same
-   documents into the same collection of the same MongoDB; the loop runs before and after the
-   workers (mongoeco's cost grows with the collection, so both see the same sizes) and the ratio
-   is ours / the mean of the two loops;
+   from the pass's start to its last batch ingested (the pass's own started_at / finished_at;
+   progress is read every --poll s to see it end), with
+   1 and then 2 worker processes (`manage.py worker --queue campaigns --modules players`, through
+   the gateway), beside a plain loop in this process that calls the stand-in (100 ids per call)
+   and `insert_many`s the same documents into the same collection of the same MongoDB. One round
+   is loop, 1 worker, 2 workers, loop (each on ids never asked before); a round's ratio is ours /
+   the mean of its two loops, so both sides see the same machine load and collection size.
+   --rounds rounds; the median ratio is the figure (other sessions' tests load the machine:
+   one round decides little);
 2. ingest cost per batch (`ingest.ingest_batch`, 100 ids, second pass so the previous-pass read
    is included) with the records the collection holds after part 1, then after filling it to
-   --fill records with insert_many.
+   each size of --fill with insert_many (mongoeco's memory engine holds 100,000 in a few minutes;
+   1,000,000 needs a real MongoDB: --mongo-uri).
 
 Writes var/bench/campaigns.json.
 """
@@ -47,8 +52,11 @@ from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 ADMIN = {"Authorization": "Token token_admin"}
 
 
+RUN = uuid.uuid4().hex[:6]  # names of this run's records: a real MongoDB keeps earlier runs'
+
+
 def plain_loop(standin, db, start, end):
-    """The baseline: the stand-in's answers inserted as they come, no queue, no upsert."""
+    """The baseline: the stand-in's answers inserted as they come, no queue, no duplicate check."""
     session = requests.Session()
     collection = records.collection(db)
     began = time.monotonic()
@@ -62,8 +70,8 @@ def plain_loop(standin, db, start, end):
         now = datetime.now(UTC)
         docs = [
             {
-                "_id": records.record_id("plain", 1, int(k)),
-                "campaign": "plain",
+                "_id": records.record_id(f"plain-{RUN}", 1, int(k)),
+                "campaign": f"plain-{RUN}",
                 "pass": 1,
                 "player_id": int(k),
                 "battles": battles_of(v),
@@ -79,7 +87,7 @@ def plain_loop(standin, db, start, end):
     return (end - start + 1) / (time.monotonic() - began)
 
 
-def end_to_end(stack, base, n_workers, start, end, var):
+def end_to_end(stack, base, n_workers, start, end, var, poll=0.5):
     workers = []
     env = {**stack.env, "PLAYER_SOURCE_RPS": "0"}
     for i in range(n_workers):
@@ -101,12 +109,16 @@ def end_to_end(stack, base, n_workers, start, end, var):
         began = time.monotonic()
         requests.post(f"{base}/campaigns/{campaign['campaign_id']}/passes", headers=ADMIN, timeout=60)
         while True:
+            time.sleep(poll)
             state = requests.get(f"{base}/campaigns/{campaign['campaign_id']}", headers=ADMIN, timeout=60).json()
             if state["state"] in ("done", "failed"):
                 break
-            time.sleep(0.2)
-        elapsed = time.monotonic() - began
         assert state["state"] == "done", state
+        # the pass's own clock (started_at: the pass is created; finished_at: its last batch is
+        # ingested), so the progress reads' interval does not round the figure
+        started, finished = (datetime.fromisoformat(state[k]) for k in ("started_at", "finished_at"))
+        elapsed = (finished - started).total_seconds()
+        assert 0 < elapsed <= time.monotonic() - began, (elapsed, state)
         return (end - start + 1) / elapsed, state
     finally:
         for process in workers:
@@ -115,8 +127,8 @@ def end_to_end(stack, base, n_workers, start, end, var):
             process.wait(timeout=30)
 
 
-def ingest_cost(db, samples, pass_no=2):
-    """ms per ingest_batch of 100 ids (second pass of campaign `cost`: previous records read)."""
+def ingest_cost(db, samples, campaign, pass_no=2):
+    """ms per ingest_batch of 100 ids (second pass of ``campaign``: previous records read)."""
     times = []
     for s in range(samples):
         first = 1 + s * 100
@@ -125,23 +137,23 @@ def ingest_cost(db, samples, pass_no=2):
             for i in range(first, first + 100)
         }
         if pass_no == 2:
-            ingest_batch(db, "cost", 1, {i: playerapi.player_record(i, 0) if v else None for i, v in answers.items()})
+            ingest_batch(db, campaign, 1, {i: playerapi.player_record(i, 0) if v else None for i, v in answers.items()})
         began = time.monotonic()
-        ingest_batch(db, "cost", pass_no, answers)
+        result = ingest_batch(db, campaign, pass_no, answers)
         times.append((time.monotonic() - began) * 1000)
-    records.collection(db).delete_many({"campaign": "cost"})
+        assert result.inserted == result.found > 0, result
     return statistics.median(times)
 
 
-def fill(db, target, batch=200):
+def fill(db, target, batch=1000):
     collection = records.collection(db)
     have = collection.estimated_document_count()
     n = 0
     while have + n < target:
         docs = [
             {
-                "_id": f"fill:1:{have + n + i}",
-                "campaign": "fill",
+                "_id": f"fill-{RUN}:1:{have + n + i}",
+                "campaign": f"fill-{RUN}",
                 "pass": 1,
                 "player_id": have + n + i,
                 "battles": 1,
@@ -154,66 +166,111 @@ def fill(db, target, batch=200):
     return collection.estimated_document_count()
 
 
+def one_round(stack, base, standin, db, var, n, first, poll):
+    """loop, 1 worker, 2 workers, loop on four fresh ranges of ``n`` ids from ``first``."""
+    load = [os.getloadavg()[0]]
+    loop1 = plain_loop(standin, db, first, first + n - 1)
+    one, _ = end_to_end(stack, base, 1, first + n, first + 2 * n - 1, var, poll)
+    two, _ = end_to_end(stack, base, 2, first + 2 * n, first + 3 * n - 1, var, poll)
+    loop2 = plain_loop(standin, db, first + 3 * n, first + 4 * n - 1)
+    load.append(os.getloadavg()[0])
+    loop = (loop1 + loop2) / 2
+    return {
+        "plain_loop_ids_per_s": [round(loop1, 1), round(loop2, 1)],
+        "workers_1_ids_per_s": round(one, 1),
+        "workers_2_ids_per_s": round(two, 1),
+        "ratio_1": round(one / loop, 3),
+        "ratio_2": round(two / loop, 3),
+        "load_average_1min": [round(x, 2) for x in load],
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="bench campaigns")
     parser.add_argument("--ids", type=int, default=2000, help="ids per end-to-end run")
-    parser.add_argument("--fill", type=int, default=10_000, help="records stored for the second cost figure")
+    parser.add_argument("--rounds", type=int, default=3, help="end-to-end rounds (loop, 1 worker, 2 workers, loop)")
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between two progress reads of a pass")
+    parser.add_argument("--fill", default="10000", help="record counts (comma-separated) for the cost figures")
     parser.add_argument("--samples", type=int, default=5, help="batches timed per cost figure")
     parser.add_argument("--only", default="end_to_end,cost", help="parts to run")
+    parser.add_argument(
+        "--mongo-uri", default=os.environ.get("MONGO_URI"), help="a real MongoDB (with a database name)"
+    )
     args, _others = parser.parse_known_args(argv)
 
+    overrides = {}
+    if args.mongo_uri:
+        overrides["MONGO_URI"] = args.mongo_uri
     env = isolated_env(
-        RATE_LIMITS="off", LOG_LEVEL="WARNING", PLAYER_API_RPS=0, PLAYER_SOURCE_RPS=0, CAMPAIGN_WORKERS=0, RUNNERS=0
+        RATE_LIMITS="off",
+        LOG_LEVEL="WARNING",
+        PLAYER_API_RPS=0,
+        PLAYER_SOURCE_RPS=0,
+        CAMPAIGN_WORKERS=0,
+        RUNNERS=0,
+        **overrides,
     )
     var = Path(tempfile.mkdtemp(prefix="oc-bench-campaigns-"))
     stack = Stack(env=env, var_dir=var, mongo_file=False, quiet=True, workers=0)
     print(f"starting the stack in {var} ...", flush=True)
     stack.start()
-    results = {"mongo": "mongoeco memory", "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    results = {
+        "mongo": "MONGO_URI" if args.mongo_uri else "mongoeco memory",
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
     parts = set(args.only.split(","))
-    client = MongoClient(stack.env["MONGO_URI"], socketTimeoutMS=600_000)
+    client = MongoClient(stack.env.get("MONGO_URI") or args.mongo_uri, socketTimeoutMS=600_000)
     db = client.get_default_database()
     try:
         base = stack.url + "/newapi"
         standin = "http://" + stack.settings["PLAYER_API_ADDR"]
         n = args.ids
         if "end_to_end" in parts:
-            loop1 = plain_loop(standin, db, 1, n)
-            one, _ = end_to_end(stack, base, 1, n + 1, 2 * n, var)
-            two, _ = end_to_end(stack, base, 2, 2 * n + 1, 3 * n, var)
-            loop2 = plain_loop(standin, db, 3 * n + 1, 4 * n)
-            loop = (loop1 + loop2) / 2
+            first = 1  # every round on ids never asked before (the population holds 1,200,000)
+            rounds = []
+            for r in range(args.rounds):
+                rounds.append(one_round(stack, base, standin, db, var, n, first, args.poll))
+                first += 4 * n
+                row = rounds[-1]
+                print(
+                    f"round {r + 1}, {n} ids each: 1 worker {row['workers_1_ids_per_s']} ids/s, 2 workers "
+                    f"{row['workers_2_ids_per_s']} ids/s | plain loop {row['plain_loop_ids_per_s'][0]} then "
+                    f"{row['plain_loop_ids_per_s'][1]} ids/s | ratio x{row['ratio_1']:.2f} (1), "
+                    f"x{row['ratio_2']:.2f} (2) | load {row['load_average_1min'][0]}-{row['load_average_1min'][1]}",
+                    flush=True,
+                )
+            median_1 = statistics.median(r["ratio_1"] for r in rounds)
+            median_2 = statistics.median(r["ratio_2"] for r in rounds)
             results["end_to_end"] = {
                 "ids": n,
-                "plain_loop_ids_per_s": [round(loop1, 1), round(loop2, 1)],
-                "workers_1_ids_per_s": round(one, 1),
-                "workers_2_ids_per_s": round(two, 1),
-                "ratio_1": round(one / loop, 3),
-                "ratio_2": round(two / loop, 3),
+                "poll_s": args.poll,
+                "rounds": rounds,
+                "median_ratio_1": median_1,
+                "median_ratio_2": median_2,
             }
-            print(
-                f"end to end, {n} ids each: 1 worker {one:.1f} ids/s, 2 workers {two:.1f} ids/s | plain loop "
-                f"{loop1:.1f} then {loop2:.1f} ids/s | ratio x{one / loop:.2f} (1), x{two / loop:.2f} (2)",
-                flush=True,
-            )
+            print(f"median ratio, {len(rounds)} rounds: x{median_1:.2f} (1 worker), x{median_2:.2f} (2)", flush=True)
         if "cost" in parts:
+            costs = []
             stored = records.collection(db).estimated_document_count()
-            small = ingest_cost(db, args.samples)
-            big_count = fill(db, args.fill)
-            big = ingest_cost(db, args.samples)
-            results["ingest_cost"] = {
-                "records_stored": [stored, big_count],
-                "ms_per_batch_median": [round(small, 1), round(big, 1)],
-                "growth": round(big / small, 2),
-            }
+            costs.append((stored, ingest_cost(db, args.samples, f"cost-{uuid.uuid4().hex[:6]}")))
+            for target in (int(x) for x in args.fill.split(",") if x):
+                began = time.monotonic()
+                stored = fill(db, target)
+                filled_s = time.monotonic() - began
+                costs.append((stored, ingest_cost(db, args.samples, f"cost-{uuid.uuid4().hex[:6]}")))
+                print(f"  filled to {stored} records in {filled_s:.0f} s", flush=True)
+            results["ingest_cost"] = [{"records_stored": c, "ms_per_batch_median": round(ms, 1)} for c, ms in costs]
             print(
-                f"ingest_batch (100 ids, pass 2): {small:.0f} ms with {stored} records stored, "
-                f"{big:.0f} ms with {big_count} (x{big / small:.2f})",
+                "ingest_batch (100 ids, pass 2), median ms: "
+                + ", ".join(f"{ms:.0f} ms with {c} records stored" for c, ms in costs)
+                + f" (x{costs[-1][1] / costs[0][1]:.2f} first to last)",
                 flush=True,
             )
     finally:
         client.close()
         stack.stop()
+    results["load_average_at_end"] = os.getloadavg()
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "campaigns.json").write_text(json.dumps(results, indent=2))

@@ -1,23 +1,30 @@
-"""Ingest one batch's results: a single unordered bulk upsert into the records collection.
+"""Ingest one batch's results: a single unordered bulk insert into the records collection.
 
-Exactly-once by construction, not by bookkeeping: each record's filter is its ``_id``,
-``"<campaign>:<pass>:<player_id>"`` (unique by definition), and every value written is a
-function of the batch and of earlier passes only. So a batch delivered twice (an expired lease
-whose worker still answers, a retried job) matches the records the first delivery made and
-rewrites the same values: no second record, no changed ``diff_battles``. ``inserted`` counts
-only records that did not exist (the service counts batches, not ``inserted``: see service.py).
+Exactly-once by construction, not by bookkeeping: each record's ``_id`` is
+``"<campaign>:<pass>:<player_id>"`` (unique by definition, on every engine), so a record can be
+created once and only once. A batch delivered twice (an expired lease whose worker still answers,
+a retried job, two deliveries racing) inserts nothing the second time: each of its records is
+refused with a duplicate-key error (E11000), which here means "already ingested" and is counted,
+not raised. Every value a record holds is a function of the batch and of earlier passes, and the
+first delivery's record is the one kept (``ingested_at`` is its time).
 
-The cost per batch is two indexed reads of ≤ batch-size keys and one bulk write (records.py),
-whatever the collection already holds.
+Why inserts and not upserts: an insert of a new key is one index probe on MongoDB and flat on
+mongoeco (the local stand-in), where an upsert of a new document reads the whole collection in
+its query planner (100 upserts: 0.3 s with 200 records stored, about 20 s with 10,000; measured,
+docs/benchmarks.md). The insert needs no retry loop either: a duplicate is final.
+
+``diff_battles`` comes from each player's latest earlier record, kept per block of 100 ids in
+``campaign_latest`` (latest.py): one or two reads by ``_id`` before the insert, one or two writes
+by ``_id`` after it. So a batch costs a few ``_id`` operations and one bulk insert, whatever the
+collection already holds (no query over the records, no read per record).
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from object_challenge.campaigns import records
+from object_challenge.campaigns import latest, records
 from object_challenge.campaigns.source import battles_of
 
 DUPLICATE_KEY = 11000
@@ -27,66 +34,71 @@ DUPLICATE_KEY = 11000
 class IngestResult:
     found: int  # non-null records in the batch
     inserted: int  # records this delivery created (0 for a repeated delivery)
-    updated: int  # records matched and rewritten (MongoDB: only if a value changed; mongoeco: every match)
+    duplicates: int  # records that already existed (an earlier delivery made them): left as they were
     max_id_found: int | None  # highest player id of the batch with a record
 
 
-def build_operations(campaign, pass_no, answers, previous, battles=battles_of, now=None):
+def build_documents(campaign, pass_no, answers, previous, battles=battles_of, now=None):
+    """The record documents of one batch's non-null answers, in player order."""
     now = now or datetime.now(UTC)
-    operations = []
+    documents = []
     for player_id, record in sorted(answers.items()):
         if record is None:
             continue
         count = battles(record)
         before = previous.get(player_id)
-        diff = None if before is None else count - before[1]
-        operations.append(
-            UpdateOne(
-                {"_id": records.record_id(campaign, pass_no, player_id)},
-                {
-                    "$set": {"battles": count, "diff_battles": diff, "record": record},
-                    "$setOnInsert": {"campaign": campaign, "pass": pass_no, "player_id": player_id, "ingested_at": now},
-                },
-                upsert=True,
-            )
+        documents.append(
+            {
+                "_id": records.record_id(campaign, pass_no, player_id),
+                "campaign": campaign,
+                "pass": pass_no,
+                "player_id": player_id,
+                "battles": count,
+                "diff_battles": None if before is None else count - before[1],
+                "record": record,
+                "ingested_at": now,
+            }
         )
-    return operations
+    return documents
 
 
 def ingest_batch(db, campaign, pass_no, answers, battles=battles_of):
-    """Upsert ``answers`` (``{player_id: record | None}``) as pass ``pass_no`` of ``campaign``.
+    """Insert ``answers`` (``{player_id: record | None}``) as pass ``pass_no`` of ``campaign``.
 
-    ``db`` is a pymongo Database; ``ensure_indexes(db)`` must have run once (the reads use its
-    indexes). Concurrent deliveries of one batch are safe through the ``_id`` key alone.
+    ``db`` is a pymongo Database; ``ensure_indexes(db)`` must have run once. Concurrent
+    deliveries of one batch are safe through the ``_id`` key alone.
     """
     pass_no = int(pass_no)
     answers = {int(k): v for k, v in answers.items()}
     found_ids = [i for i, v in answers.items() if v is not None]
     if not found_ids:
         return IngestResult(0, 0, 0, None)
-    previous = records.previous_records(db, campaign, pass_no, found_ids)
-    operations = build_operations(campaign, pass_no, answers, previous, battles)
-    result = _bulk_upsert(records.collection(db), operations)
-    return IngestResult(len(found_ids), result[0], result[1], max(found_ids))
+    blocks = latest.read(db, campaign, found_ids)
+    seen = latest.entries(blocks)
+    previous = {i: seen[i] for i in found_ids if i in seen and seen[i][0] < pass_no}
+    later = [i for i in found_ids if i in seen and seen[i][0] >= pass_no]
+    if later:  # this pass was (partly) ingested already, or an old pass arrives late: ask the records
+        previous.update(records.previous_records(db, campaign, pass_no, later))
+    documents = build_documents(campaign, pass_no, answers, previous, battles)
+    duplicates = insert_new(records.collection(db), documents)
+    counts = {d["player_id"]: d["battles"] for d in documents if d["_id"] not in duplicates}
+    if duplicates:  # an earlier delivery made these records: the latest entries take their values
+        for doc in records.collection(db).find({"_id": {"$in": sorted(duplicates)}}, {"player_id": 1, "battles": 1}):
+            counts[doc["player_id"]] = doc["battles"]
+    latest.advance(db, campaign, pass_no, counts, blocks)
+    inserted = len(documents) - len(duplicates)
+    return IngestResult(len(found_ids), inserted, len(duplicates), max(found_ids))
 
 
-def _bulk_upsert(collection, operations, retries=2):
-    """(inserted, modified); a duplicate-key race between two concurrent deliveries is retried.
-
-    Two upserts of one new key at the same moment can both try to insert; the loser gets E11000.
-    On the retry the record exists, so the upsert matches it and changes nothing.
-    """
-    inserted = modified = 0
-    for attempt in range(retries + 1):
-        try:
-            result = collection.bulk_write(operations, ordered=False)
-            return inserted + result.upserted_count, modified + result.modified_count
-        except BulkWriteError as exc:
-            details = exc.details
-            errors = details.get("writeErrors", [])
-            if attempt == retries or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            inserted += details.get("nUpserted", 0)
-            modified += details.get("nModified", 0)
-            operations = [operations[e["index"]] for e in errors]
-    raise AssertionError("unreachable")
+def insert_new(collection, documents):
+    """The ``_id`` s of ``documents`` already stored: one unordered ``insert_many``; a document whose
+    ``_id`` exists is left as stored (E11000 is the answer "already ingested"); any other error
+    is raised."""
+    try:
+        collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if exc.details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {documents[e["index"]]["_id"] for e in errors}
+    return set()

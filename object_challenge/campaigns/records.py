@@ -5,16 +5,17 @@ A document is one player found in one pass::
     {"campaign": id, "pass": n, "player_id": int, "battles": int, "diff_battles": int | None,
      "record": {... the API's record ...}, "ingested_at": datetime (first delivery)}
 
-The upsert key is the document's ``_id``, ``"<campaign>:<pass>:<player_id>"`` (``record_id``):
-unique by definition, so a batch delivered twice finds its records, and an ``_id`` lookup stays
-cheap on every engine (mongoeco, the local stand-in, checks a unique secondary index by scanning:
-100 upserts cost seconds at a few thousand records, measured; by ``_id`` they stay flat).
+The unique key is the document's ``_id``, ``"<campaign>:<pass>:<player_id>"`` (``record_id``):
+unique by definition, so a batch delivered twice has its inserts refused as duplicates, and the
+check stays cheap on every engine (mongoeco, the local stand-in, checks a unique secondary index
+by scanning: 100 upserts cost seconds at a few thousand records, measured; the ``_id`` is flat).
 Two plain indexes keep every read an index seek, whatever the collection holds:
 
-- ``(campaign, pass, player_id)``: the previous pass's records of a batch, a pass's export in
-  player order, counts;
-- ``(campaign, player_id, pass)``: one player's passes, and the earlier passes of a player
-  missing from the previous one.
+- ``(campaign, pass, player_id)``: a pass's export in player order, counts;
+- ``(campaign, player_id, pass)``: one player's passes.
+
+Ingest finds a batch's previous battles in latest.py (reads by ``_id``); ``previous_records``
+below, on these indexes, is only its fallback for a repeated or late delivery.
 """
 
 from pymongo import ASCENDING, DESCENDING
@@ -29,7 +30,7 @@ def collection(db):
 
 
 def record_id(campaign, pass_no, player_id):
-    """The ``_id`` of a player's record in one pass: the upsert key (unique by construction)."""
+    """The ``_id`` of a player's record in one pass: the insert key (unique by construction)."""
     return f"{campaign}:{int(pass_no)}:{int(player_id)}"
 
 

@@ -3,13 +3,14 @@
 Each batch is a job on the queue ``campaigns`` (one task ``players``). Three rules make the
 bookkeeping safe with any number of workers, gunicorn processes and schedulers at once:
 
-- **A batch number is claimed once.** ``feed`` claims the next number of the pass with one
+- **A batch number is claimed once.** ``feed`` claims the next number(s) of the pass with one
   conditional ``$inc`` on the campaign (only while fewer than ``window`` batches are in flight),
   then inserts the batch document under ``_id = campaign:n``: a number is never handed out twice
   and a batch is never created twice.
-- **Results are ingested once per batch.** The upsert into ``campaign_records`` is idempotent
-  (ingest.py); the batch's move to ``done`` is one conditional update (state != done), and only
-  the caller that makes it adds the batch to the campaign's counters. A duplicate delivery
+- **Results are ingested once per batch.** The insert into ``campaign_records`` is keyed by a
+  unique ``_id`` (ingest.py: a second delivery's records are refused as duplicates); the batch's
+  move to ``done`` is one conditional update (state != done), and only the caller that makes it
+  adds the batch to the campaign's counters. A duplicate delivery
   (a retried job, a lease that expired while its worker still answered) changes nothing.
 - **A batch whose job ends without results is retried** by the scheduler (``check_batches``):
   a new job for the same batch, until ``max_attempts`` deliveries; then the batch is ``failed``,
@@ -28,7 +29,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from object_challenge.campaigns import growth as growth_rule
@@ -451,11 +452,17 @@ def _enqueue(doc, batch_docs, delay_s=0):
         bodies.append(body)
     for i in range(0, len(bodies), MAX_BULK):
         answer = jobs().enqueue({"jobs": bodies[i : i + MAX_BULK]}, QUEUE, _owner(doc))
-        for batch_doc, job_id in zip(batch_docs[i : i + MAX_BULK], answer["job_ids"], strict=True):
-            store.batches(db()).update_one(
-                {"_id": batch_doc["_id"], "state": "queued", "job_id": batch_doc.get("job_id")},
-                {"$set": {"job_id": job_id, "enqueued_at": now()}},
-            )
+        enqueued = now()
+        store.batches(db()).bulk_write(
+            [
+                UpdateOne(
+                    {"_id": batch_doc["_id"], "state": "queued", "job_id": batch_doc.get("job_id")},
+                    {"$set": {"job_id": job_id, "enqueued_at": enqueued}},
+                )
+                for batch_doc, job_id in zip(batch_docs[i : i + MAX_BULK], answer["job_ids"], strict=True)
+            ],
+            ordered=False,
+        )
 
 
 def feed(doc):
@@ -463,34 +470,50 @@ def feed(doc):
     if doc is None or doc["state"] != "running" or doc.get("paused"):
         return 0
     current = doc["current"]
-    room = doc["window"] - doc.get("in_flight", 0)
-    created = []
+    indexes = _claim(doc, min(doc["window"] - doc.get("in_flight", 0), current["total"] - current["claimed"]))
+    if not indexes:
+        return 0
+    created = [_batch_doc(doc, current, index) for index in indexes]
+    store.batches(db()).insert_many(created)  # a duplicate key here would mean a number claimed twice
+    _enqueue(doc, created)
+    return len(created)
+
+
+def _claim(doc, wanted):
+    """Batch indexes of the current pass claimed for this caller: all ``wanted`` in one write when
+    ``doc`` is still right (the start of a pass), else one at a time while there is room."""
+    current = doc["current"]
     campaigns = store.campaigns(db())
-    for _ in range(max(0, room)):
+    match = {"_id": doc["_id"], "state": "running", "paused": False, "pass": current["pass"]}
+    if wanted > 1:
         before = campaigns.find_one_and_update(
             {
-                "_id": doc["_id"],
-                "state": "running",
-                "paused": False,
-                "pass": current["pass"],
-                "current.claimed": {"$lt": current["total"]},
-                "in_flight": {"$lt": doc["window"]},
+                **match,
+                "current.claimed": {"$lte": current["total"] - wanted},
+                "in_flight": {"$lte": doc["window"] - wanted},
             },
+            {"$inc": {"current.claimed": wanted, "in_flight": wanted}},
+            projection={"current.claimed": 1},
+        )
+        if before is not None:
+            first = before["current"]["claimed"]
+            return list(range(first, first + wanted))
+    indexes = []
+    for _ in range(max(0, wanted)):
+        before = campaigns.find_one_and_update(
+            {**match, "current.claimed": {"$lt": current["total"]}, "in_flight": {"$lt": doc["window"]}},
             {"$inc": {"current.claimed": 1, "in_flight": 1}},
             projection={"current.claimed": 1},
         )
         if before is None:
             break
-        index = before["current"]["claimed"]
-        created.append(_new_batch(doc, current, index))
-    if created:
-        _enqueue(doc, created)
-    return len(created)
+        indexes.append(before["current"]["claimed"])
+    return indexes
 
 
-def _new_batch(doc, current, index):
+def _batch_doc(doc, current, index):
     start = current["range"]["start"] + index * doc["batch_size"]
-    batch_doc = {
+    return {
         "_id": store.batch_id(doc["_id"], current["first_batch"] + index),
         "campaign": doc["_id"],
         "pass": current["pass"],
@@ -503,8 +526,6 @@ def _new_batch(doc, current, index):
         "attempts": 0,
         "created_at": now(),
     }
-    store.batches(db()).insert_one(batch_doc)  # a duplicate key here would mean a number claimed twice
-    return batch_doc
 
 
 def parse_results(batch_doc, body):

@@ -2,7 +2,7 @@
 
 Admins create campaigns, start passes, pause and retry; anyone with a token reads progress and
 players; workers (and admins) post a batch's results, which are ingested inside the request
-(one bulk upsert of at most 100 records: see docs/campaigns.md for why not off the request path).
+(one bulk insert of at most 100 records: see docs/campaigns.md for why not off the request path).
 """
 
 import json

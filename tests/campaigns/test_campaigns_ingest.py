@@ -1,4 +1,4 @@
-"""Ingest: one bulk upsert per batch, exactly one record per (campaign, pass, player), diff_battles."""
+"""Ingest: one bulk insert per batch, exactly one record per (campaign, pass, player), diff_battles."""
 
 import threading
 
@@ -17,8 +17,24 @@ def test_a_batch_delivered_twice_creates_each_record_once(mongo_db):
     stored = list(records.pass_records(mongo_db, "c1", 1))
     again = ingest_batch(mongo_db, "c1", 1, batch)
     found = sum(1 for v in batch.values() if v is not None)
-    assert (first.found, first.inserted, again.inserted) == (found, found, 0)
+    assert (first.found, first.inserted, again.inserted, again.duplicates) == (found, found, 0, found)
     assert list(records.pass_records(mongo_db, "c1", 1)) == stored
+
+
+def test_a_later_delivery_with_other_values_leaves_the_first_records(mongo_db):
+    ingest_batch(mongo_db, "c1", 1, answers(1, 100, day=0))
+    stored = list(records.pass_records(mongo_db, "c1", 1))
+    late = ingest_batch(mongo_db, "c1", 1, answers(1, 100, day=4))
+    assert (late.inserted, list(records.pass_records(mongo_db, "c1", 1))) == (0, stored)
+
+
+def test_a_partly_ingested_batch_gets_only_its_missing_records(mongo_db):
+    batch = answers(1, 100)
+    ingest_batch(mongo_db, "c1", 1, dict(list(batch.items())[:40]))
+    rest = ingest_batch(mongo_db, "c1", 1, batch)
+    first_part = sum(1 for v in list(batch.values())[:40] if v is not None)
+    assert (rest.duplicates, rest.inserted + rest.duplicates) == (first_part, rest.found)
+    assert records.count_records(mongo_db, "c1", 1) == rest.found
 
 
 def test_null_answers_make_no_record_and_max_id_is_the_highest_found(mongo_db):
@@ -86,9 +102,43 @@ def test_concurrent_deliveries_of_one_batch_make_one_record_each(mongo_db):
     assert records.count_records(mongo_db, "c1", 1) == sum(1 for v in batch.values() if v is not None)
 
 
-def test_the_upsert_key_is_the_id_and_reads_have_their_indexes(mongo_db):
+def test_the_unique_key_is_the_id_and_reads_have_their_indexes(mongo_db):
     ingest_batch(mongo_db, "c1", 2, answers(1, 10))
     doc = records.collection(mongo_db).find_one({"campaign": "c1", "pass": 2})
     assert doc["_id"] == records.record_id("c1", 2, doc["player_id"])
     indexes = records.collection(mongo_db).index_information()
     assert "campaign_pass_player_id" in indexes and "campaign_player_pass" in indexes
+
+
+def test_each_players_latest_entry_only_moves_forward(mongo_db):
+    from object_challenge.campaigns import latest
+
+    ingest_batch(mongo_db, "c1", 1, answers(1, 100, day=0))
+    ingest_batch(mongo_db, "c1", 2, answers(1, 100, day=2))
+    ingest_batch(mongo_db, "c1", 1, answers(1, 100, day=0))  # a late delivery of the old pass
+    seen = latest.entries(latest.read(mongo_db, "c1", range(1, 101)))
+    assert seen == {r["player_id"]: (2, r["battles"]) for r in records.pass_records(mongo_db, "c1", 2)}
+
+
+def test_records_inserted_by_a_delivery_that_died_before_its_latest_write_still_give_the_next_diffs(mongo_db):
+    from object_challenge.campaigns.ingest import build_documents, insert_new
+
+    first = answers(1, 100, day=0)
+    insert_new(records.collection(mongo_db), build_documents("c1", 1, first, {}))  # then the process died
+    ingest_batch(mongo_db, "c1", 1, answers(1, 100, day=9))  # the batch runs again: every record a duplicate
+    ingest_batch(mongo_db, "c1", 2, answers(1, 100, day=10))
+    for one, two in zip(records.pass_records(mongo_db, "c1", 1), records.pass_records(mongo_db, "c1", 2), strict=True):
+        assert two["diff_battles"] == two["battles"] - one["battles"]
+
+
+def test_concurrent_writes_to_one_block_keep_every_players_entry(mongo_db):
+    from object_challenge.campaigns import latest
+
+    halves = [{i: 10 * i for i in range(s, s + 50)} for s in (100, 150)]
+    stale = latest.read(mongo_db, "c1", range(100, 200))  # both start from the same (empty) read
+    threads = [threading.Thread(target=latest.advance, args=(mongo_db, "c1", 1, h, stale)) for h in halves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert latest.entries(latest.read(mongo_db, "c1", range(100, 200))) == {i: (1, 10 * i) for i in range(100, 200)}

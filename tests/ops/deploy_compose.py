@@ -30,6 +30,7 @@ LONG_RUNNING = {
     "publish",
     "storage",
     "worker",
+    "campaigns",
     "runner",
     "scheduler",
     "mongo",

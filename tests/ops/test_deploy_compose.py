@@ -67,9 +67,18 @@ def test_depends_on_waits_for_health(services):
         for dep, cond in deps.items():
             wanted = "service_completed_successfully" if dep in dc.ONE_SHOTS else "service_healthy"
             assert cond["condition"] == wanted, f"{name} -> {dep}"
-    for name in ("api", "jobs", "publish", "storage", "worker", "scheduler", "init"):
+    for name in ("api", "jobs", "publish", "storage", "worker", "campaigns", "scheduler", "init"):
         assert services[name]["depends_on"]["mongo"]["condition"] == "service_healthy"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_the_campaigns_worker_takes_only_player_batches_and_reaches_the_player_api(services):
+    campaigns = services["campaigns"]
+    argv = _python_argvs(campaigns["command"])[0]
+    assert argv[argv.index("--queue") + 1] == "campaigns" and argv[argv.index("--modules") + 1] == "players"
+    assert "edge" in campaigns["networks"] and "backend" in campaigns["networks"]  # the API is outside
+    assert {"PLAYER_API_URL", "PLAYER_API_KEYS", "PLAYER_SOURCE_RPS", "WORKER_TOKEN"} <= set(campaigns["environment"])
+    assert campaigns["depends_on"]["jobs"]["condition"] == "service_healthy"
 
 
 def test_only_the_gateway_publishes_a_port(services):

@@ -1,0 +1,79 @@
+"""Each player's latest record in a campaign, kept beside the records for the next pass's diffs.
+
+One document per campaign and block of 100 player ids (``_id`` ``"<campaign>:<player_id // 100>"``)::
+
+    {"_id", "campaign", "v": writes so far, "players": {"<player_id>": [pass, battles], ...}}
+
+A batch of at most 100 consecutive ids touches one or two blocks, so computing its
+``diff_battles`` costs one or two reads by ``_id`` and, after its records are inserted, one or two
+writes by ``_id``: no query over the records, nothing that grows with what is stored (on mongoeco,
+the local MongoDB stand-in, an ``$in`` over the records' index reads the whole collection; by
+``_id`` it stays flat, as on MongoDB).
+
+Safe with any number of deliveries: an entry only moves forward (a pass never replaces a later
+one), the records are inserted before the block moves (so a block never runs ahead of the
+records), and each write is conditional on the version ``v`` that was read, re-read and redone
+when another write came in between.
+"""
+
+from pymongo.errors import DuplicateKeyError
+
+COLLECTION = "campaign_latest"
+BLOCK = 100
+ATTEMPTS = 20
+
+
+def collection(db):
+    return db[COLLECTION]
+
+
+def block_id(campaign, player_id):
+    return f"{campaign}:{int(player_id) // BLOCK}"
+
+
+def read(db, campaign, player_ids):
+    """``{block_id: document or None}`` for the blocks holding ``player_ids`` (one read by ``_id`` each)."""
+    ids = sorted({block_id(campaign, i) for i in player_ids})
+    return {i: collection(db).find_one({"_id": i}) for i in ids}
+
+
+def entries(blocks):
+    """``{player_id: (pass, battles)}`` from documents ``read`` returned."""
+    found = {}
+    for doc in blocks.values():
+        for key, (pass_no, battles) in ((doc or {}).get("players") or {}).items():
+            found[int(key)] = (pass_no, battles)
+    return found
+
+
+def advance(db, campaign, pass_no, battles, blocks=None):
+    """Record ``battles`` (``{player_id: battles}``) as pass ``pass_no``, for players whose entry
+    is older; ``blocks`` is what ``read`` returned (read again if a write came in between)."""
+    by_block = {}
+    for player_id, count in battles.items():
+        by_block.setdefault(block_id(campaign, player_id), {})[player_id] = count
+    blocks = dict(blocks or {})
+    for bid, counts in by_block.items():
+        doc = blocks[bid] if bid in blocks else collection(db).find_one({"_id": bid})
+        for _ in range(ATTEMPTS):
+            if _write_block(db, campaign, bid, doc, pass_no, counts):
+                break
+            doc = collection(db).find_one({"_id": bid})
+        else:
+            raise RuntimeError(f"block {bid}: {ATTEMPTS} writes in a row lost to concurrent ones")
+
+
+def _write_block(db, campaign, bid, doc, pass_no, counts):
+    """True when the block holds pass ``pass_no`` (or later) for every player of ``counts``."""
+    stored = (doc or {}).get("players") or {}
+    changes = {str(i): [pass_no, b] for i, b in counts.items() if stored.get(str(i), [0])[0] < pass_no}
+    if not changes:
+        return True
+    if doc is None:
+        try:
+            collection(db).insert_one({"_id": bid, "campaign": campaign, "v": 1, "players": changes})
+            return True
+        except DuplicateKeyError:  # another delivery created it meanwhile
+            return False
+    update = {"$set": {f"players.{k}": v for k, v in changes.items()}, "$inc": {"v": 1}}
+    return collection(db).update_one({"_id": bid, "v": doc.get("v", 0)}, update).matched_count == 1
