@@ -49,7 +49,7 @@ class CampaignCollector:
         )
         ingest = HistogramMetricFamily(
             "oc_campaign_ingest_duration_seconds",
-            "Time to ingest one batch's results (the records' bulk upsert, the batch and campaign updates)",
+            "Time to ingest one batch's results (the records' bulk insert, the batch and campaign updates)",
         )
         ingest.add_metric([], *histogram_buckets(stats, "ingest", BUCKETS))
         yield ingest
