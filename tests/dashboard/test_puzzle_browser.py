@@ -102,8 +102,8 @@ def test_dragging_a_piece_moves_it_and_a_second_page_sees_it(stack, puzzle, brow
     where = wait_until(moved, message="the API showing the new position")
     began = time.monotonic()
     # the piece went the way the mouse went (unless the drop joined a neighbour, which
-    # snaps it); by how much depends on the page's scale, which follows the window's
-    # layout (a fresh-clone run once saw 1.5: 90 px for a 60 px drag)
+    # snaps it); by how much depends on the scale the page draws the table at, which
+    # follows the window's layout (a fresh-clone run once moved it 90 units for a 60 px drag)
     if pieces(stack, puzzle)[piece["id"]]["group"] == piece["id"]:
         assert (where[0] - start[0]) * dx > 0 and (where[1] - start[1]) * dy > 0, (start, where, dx, dy)
     wait_until(lambda: shown(second_browser, piece["id"]) == where, timeout=1.0, message="the second page")
