@@ -22,12 +22,9 @@ collection already holds (no query over the records, no read per record).
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pymongo.errors import BulkWriteError
-
 from object_challenge.campaigns import latest, records
 from object_challenge.campaigns.source import battles_of
-
-DUPLICATE_KEY = 11000
+from object_challenge.core.inserts import insert_new
 
 
 @dataclass
@@ -88,17 +85,3 @@ def ingest_batch(db, campaign, pass_no, answers, battles=battles_of):
     latest.advance(db, campaign, pass_no, counts, blocks)
     inserted = len(documents) - len(duplicates)
     return IngestResult(len(found_ids), inserted, len(duplicates), max(found_ids))
-
-
-def insert_new(collection, documents):
-    """The ``_id`` s of ``documents`` already stored: one unordered ``insert_many``; a document whose
-    ``_id`` exists is left as stored (E11000 is the answer "already ingested"); any other error
-    is raised."""
-    try:
-        collection.insert_many(documents, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if exc.details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        return {documents[e["index"]]["_id"] for e in errors}
-    return set()

@@ -20,12 +20,11 @@ state (service.py), so a record that lags by one step is never shown.
 from datetime import UTC, datetime
 
 from pymongo import ReplaceOne, ReturnDocument
-from pymongo.errors import BulkWriteError
 
 from object_challenge.core.counting import count
+from object_challenge.core.inserts import insert_new
 
 FINAL_STATES = ("completed", "failed", "cancelled")
-DUPLICATE_KEY = 11000
 IN_CHUNK = 200  # ids per $in: mongoeco's SQLite engine refuses expression trees deeper than 1000
 
 
@@ -108,7 +107,7 @@ class JobStore:
         return doc
 
     def write(self, final_docs, active_docs, chunk=IN_CHUNK):
-        """The recorder's batch: finished jobs upserted into their final collection, then
+        """The recorder's batch: finished jobs inserted into their final collection, then
         removed from ``queued``; active ones upserted into ``queued``. Idempotent."""
         by_state = {}
         for doc in final_docs:
@@ -127,20 +126,12 @@ class JobStore:
     @staticmethod
     def _insert_or_replace(collection, docs):
         """Insert ``docs``; any whose ``_id`` is already there (the recorder stopped after
-        writing and before Redis forgot the job, and writes it again) is replaced.
-        A plain insert is the cheap write on every store; on the stand-in an upsert
-        first reads the collection (docs/benchmarks.md, *The MongoDB stand-in*)."""
-        try:
-            collection.insert_many([{"_id": d["job_id"], **d} for d in docs], ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            again = [docs[e["index"]] for e in errors]
-            collection.bulk_write(
-                [ReplaceOne({"_id": d["job_id"]}, {"_id": d["job_id"], **d}, upsert=True) for d in again],
-                ordered=False,
-            )
+        writing and before Redis forgot the job, and writes it again) is replaced."""
+        documents = [{"_id": d["job_id"], **d} for d in docs]
+        stored = insert_new(collection, documents)
+        if stored:
+            again = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents if d["_id"] in stored]
+            collection.bulk_write(again, ordered=False)
 
     def final_state(self, job_id):
         """The final state MongoDB has for the job, or None."""

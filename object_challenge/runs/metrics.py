@@ -12,13 +12,13 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from object_challenge.core.extensions import redis
 from object_challenge.core.metrics import count_observation, histogram_buckets
+from object_challenge.jobs.store import FINAL_STATES
 from object_challenge.runs import keys
 from object_challenge.runs.execute import VERDICTS
 from object_challenge.runs.languages import LANGUAGES
 from object_challenge.runs.service import MODULE, task_outcome
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-FINAL = ("completed", "failed", "cancelled")
 
 
 def count_completed(job):
@@ -26,7 +26,7 @@ def count_completed(job):
     tasks = job.get("tasks") or []
     if len(tasks) != 1 or not isinstance(tasks[0], dict) or tasks[0].get("module") != MODULE:
         return
-    if job.get("state") not in FINAL:
+    if job.get("state") not in FINAL_STATES:
         return  # a failed attempt that is retried: counted when the run ends
     language = (tasks[0].get("data") or {}).get("language")
     language = language if language in LANGUAGES else "other"

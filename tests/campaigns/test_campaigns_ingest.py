@@ -121,7 +121,8 @@ def test_each_players_latest_entry_only_moves_forward(mongo_db):
 
 
 def test_records_inserted_by_a_delivery_that_died_before_its_latest_write_still_give_the_next_diffs(mongo_db):
-    from object_challenge.campaigns.ingest import build_documents, insert_new
+    from object_challenge.campaigns.ingest import build_documents
+    from object_challenge.core.inserts import insert_new
 
     first = answers(1, 100, day=0)
     insert_new(records.collection(mongo_db), build_documents("c1", 1, first, {}))  # then the process died
