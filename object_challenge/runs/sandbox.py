@@ -978,15 +978,9 @@ def _netns_for(uid):
 
 
 def _new_netns():
-    back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
+    with _back_to_own_netns():
         os.unshare(os.CLONE_NEWNET)  # this thread only, then back
-        try:
-            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        finally:
-            _setns_back(back)
-    finally:
-        os.close(back)
+        return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _netns_is_empty(fd):
@@ -1003,22 +997,25 @@ def _thread_in_netns(fd):
     if fd is None:
         yield
         return
+    with _back_to_own_netns():
+        os.setns(fd, os.CLONE_NEWNET)
+        yield
+
+
+@contextlib.contextmanager
+def _back_to_own_netns():
+    """This thread is back in the network namespace it had before the block, whatever the
+    block did to it (it may have left it: setns, unshare)."""
     back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.setns(fd, os.CLONE_NEWNET)
-        try:
-            yield
-        finally:
-            _setns_back(back)
+        yield
     finally:
-        os.close(back)
-
-
-def _setns_back(fd):
-    try:
-        os.setns(fd, os.CLONE_NEWNET)
-    except OSError as exc:  # never go on without the worker's own network
-        raise SandboxError(f"the worker thread could not go back to its network namespace: {exc}") from exc
+        try:
+            os.setns(back, os.CLONE_NEWNET)
+        except OSError as exc:  # never go on without the worker's own network
+            raise SandboxError(f"the worker thread could not go back to its network namespace: {exc}") from exc
+        finally:
+            os.close(back)
 
 
 # -- work directories -----------------------------------------------------------------
