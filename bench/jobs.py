@@ -497,32 +497,20 @@ def main(argv=None):
 
         if "records" in parts:
             rec = results["records"] = {}
-            fill_records(base, settings, 1000, args.fill_seconds)
-            trips, per_job, count = recorded_cost(base, settings, args.samples)
-            write = record_write_cost(settings)
-            rec["small"] = {
-                "recorded": count,
-                "round_trip": trips,
-                "recorder_s_per_job": round(per_job, 4),
-                "write_s_per_job": round(write, 5),
-            }
-            say(
-                f"{count:>6} recorded: round trip median {trips['median_ms']:.2f} ms, "
-                f"recorder caught up {per_job * 1000:.1f} ms/job after, its write {write * 1000:.2f} ms/job"
-            )
-            fill_records(base, settings, args.records, args.fill_seconds)
-            trips, per_job, count = recorded_cost(base, settings, args.samples)
-            write = record_write_cost(settings)
-            rec["large"] = {
-                "recorded": count,
-                "round_trip": trips,
-                "recorder_s_per_job": round(per_job, 4),
-                "write_s_per_job": round(write, 5),
-            }
-            say(
-                f"{count:>6} recorded: round trip median {trips['median_ms']:.2f} ms, "
-                f"recorder caught up {per_job * 1000:.1f} ms/job after, its write {write * 1000:.2f} ms/job"
-            )
+            for size, target in (("small", 1000), ("large", args.records)):
+                fill_records(base, settings, target, args.fill_seconds)
+                trips, per_job, count = recorded_cost(base, settings, args.samples)
+                write = record_write_cost(settings)
+                rec[size] = {
+                    "recorded": count,
+                    "round_trip": trips,
+                    "recorder_s_per_job": round(per_job, 4),
+                    "write_s_per_job": round(write, 5),
+                }
+                say(
+                    f"{count:>6} recorded: round trip median {trips['median_ms']:.2f} ms, "
+                    f"recorder caught up {per_job * 1000:.1f} ms/job after, its write {write * 1000:.2f} ms/job"
+                )
             rec["write_growth"] = round(rec["large"]["write_s_per_job"] / rec["small"]["write_s_per_job"], 3)
             say(f"record write growth: x{rec['write_growth']}")
             rec["round_trip_growth"] = round(
