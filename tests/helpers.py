@@ -4,6 +4,8 @@ import json
 import time
 from pathlib import Path
 
+import requests
+
 CASES = Path(__file__).parent / "cases"
 
 
@@ -36,3 +38,25 @@ def forget_connections():
     disconnect_all()
     for model in ALL_MODELS:
         model._collection = None
+
+
+def create_puzzle(stack, rows, cols, width=1000, height=800, wait=30.0):
+    """``POST /newapi/puzzle/`` as the admin, then wait until the stack's worker has generated
+    the pieces (``status`` active); returns the puzzle id."""
+    answer = requests.post(
+        f"{stack.url}/newapi/puzzle/",
+        headers=auth("token_admin"),
+        timeout=15,
+        json={"rows": rows, "cols": cols, "table_width": width, "table_height": height},
+    )
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert set(body) >= {"puzzle_id", "job_id"}
+    puzzle_id = body["puzzle_id"]
+
+    def active():
+        state = requests.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/", headers=auth("token_1"), timeout=15).json()
+        return state if state.get("status") == "active" else None
+
+    wait_until(active, timeout=wait, interval=0.1, message="the worker to generate the pieces")
+    return puzzle_id

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 import requests
-from helpers import auth, wait_until
+from helpers import auth, create_puzzle, wait_until
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
@@ -303,17 +303,9 @@ def test_a_campaign_shows_its_ids_per_second_chart_once_a_pass_has_run(stack, br
 
 
 def test_the_puzzles_page_shows_live_players(stack, browser, second_browser):
-    from test_puzzle_browser import board, open_puzzle
+    from test_puzzle_browser import open_puzzle
 
-    made = requests.post(
-        f"{stack.url}/newapi/puzzle/",
-        headers=auth("token_admin"),
-        json={"rows": 2, "cols": 2, "table_width": 600, "table_height": 400},
-        timeout=10,
-    )
-    assert made.status_code == 202, made.text
-    puzzle_id = made.json()["puzzle_id"]
-    wait_until(lambda: board(stack, puzzle_id)["status"] == "active", timeout=30, message="the puzzle generated")
+    puzzle_id = create_puzzle(stack, 2, 2, 600, 400)
     login(browser, f"{stack.url}/dashboard/#/puzzles", "token_admin")
     players = f'span.players[data-puzzle="{puzzle_id}"]'  # the newest puzzle: on the first page
     wait_until(lambda: text_of(browser, players) == "0", timeout=10, message="no live player yet")

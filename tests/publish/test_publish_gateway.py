@@ -9,28 +9,12 @@ from types import SimpleNamespace
 
 import redis as redis_lib
 import requests
-from helpers import auth, wait_until
+from helpers import auth, create_puzzle, wait_until
 from pymongo import MongoClient
 
 
 def create(stack, rows, cols, width=1000, height=800):
-    answer = requests.post(
-        f"{stack.url}/newapi/puzzle/",
-        headers=auth("token_admin"),
-        timeout=10,
-        json={"rows": rows, "cols": cols, "table_width": width, "table_height": height},
-    )
-    assert answer.status_code == 202, answer.text
-    body = answer.json()
-    assert set(body) >= {"puzzle_id", "job_id"}
-    puzzle_id = body["puzzle_id"]
-
-    def active():
-        state = requests.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/", headers=auth("token_1"), timeout=5).json()
-        return state if state["status"] == "active" else None
-
-    wait_until(active, timeout=20, interval=0.1, message="the worker to generate the pieces")
-    return puzzle_id
+    return create_puzzle(stack, rows, cols, width, height)
 
 
 class Client:

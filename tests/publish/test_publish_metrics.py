@@ -2,7 +2,7 @@
 read by the publish service's /metrics: the moves the gateway answers in Lua count too."""
 
 import requests
-from helpers import auth, wait_until
+from helpers import auth, create_puzzle
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -39,20 +39,8 @@ def test_tokens_and_moves_are_counted_with_their_refusals(make_puzzle, player, c
 
 
 def test_moves_the_gateway_answers_are_counted_on_the_publish_service(stack):
-    made = requests.post(
-        f"{stack.url}/newapi/puzzle/",
-        headers=auth("token_admin"),
-        json={"rows": 2, "cols": 2, "table_width": 800, "table_height": 600},
-        timeout=10,
-    )
-    assert made.status_code == 202, made.text
-    puzzle_id = made.json()["puzzle_id"]
+    puzzle_id = create_puzzle(stack, 2, 2, 800, 600)
     base = f"{stack.url}/newapi/puzzle/{puzzle_id}"
-    wait_until(
-        lambda: requests.get(f"{base}/", headers=auth("token_1"), timeout=5).json().get("status") == "active",
-        timeout=20,
-        message="the pieces generated",
-    )
     metrics = f"http://{stack.settings['PUBLISH_ADDR']}/metrics"
     before = counts(requests.get(metrics, timeout=10).text)
     grant = requests.get(f"{base}/piece/1/token/", headers=auth("token_1"), timeout=10)

@@ -8,25 +8,11 @@ import time
 
 import requests
 from gw import is_json_error, log_entry, redis_of, rid
-from helpers import auth, wait_until
+from helpers import auth, create_puzzle, wait_until
 
 
 def create(stack, rows=2, cols=3):
-    answer = requests.post(
-        f"{stack.url}/newapi/puzzle/",
-        headers=auth("token_admin"),
-        timeout=15,
-        json={"rows": rows, "cols": cols, "table_width": 1000, "table_height": 800},
-    )
-    assert answer.status_code == 202, answer.text
-    puzzle_id = answer.json()["puzzle_id"]
-
-    def active():
-        state = requests.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/", headers=auth("token_1"), timeout=15).json()
-        return state.get("status") == "active"
-
-    wait_until(active, timeout=30, interval=0.1, message="the worker to generate the pieces")
-    return puzzle_id
+    return create_puzzle(stack, rows, cols)
 
 
 class Stream:
