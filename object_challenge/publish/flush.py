@@ -139,9 +139,17 @@ def reload(puzzle):
     seq = puzzle.seq if clean else puzzle.seq + SEQ_GAP
     loaded = board.current().load(puzzle, seq=seq)
     if loaded and not clean:
+        _keep_seq(puzzle.puzzle_id, seq)
         log.warning("puzzle %s reloaded into Redis from MongoDB (seq %s) at seq %s", puzzle.puzzle_id, puzzle.seq, seq)
         announce_reload(puzzle.puzzle_id, seq)
     return loaded
+
+
+def _keep_seq(puzzle_id, seq):
+    """MongoDB's seq becomes at least ``seq`` (its pieces stay as written back): a board
+    Redis loses again before its next write-back reloads SEQ_GAP above this, not above the
+    old write-back, so no number is handed out twice."""
+    Puzzle.objects(puzzle_id=int(puzzle_id), seq__lt=int(seq)).update_one(set__seq=int(seq))
 
 
 _BUMP = """
@@ -156,6 +164,7 @@ def skip_ahead(puzzle_id):
     seq = redis.eval(_BUMP, 1, keys.meta(puzzle_id), SEQ_GAP)
     if seq is None:
         return False
+    _keep_seq(puzzle_id, seq)
     announce_reload(puzzle_id, seq)
     return True
 

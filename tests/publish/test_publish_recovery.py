@@ -37,3 +37,34 @@ def test_recovery_after_a_redis_restart_skips_each_live_board_ahead(app, make_pu
     assert p.puzzle()["seq"] == seq + flush.SEQ_GAP
     assert json.loads(watcher.get_message(timeout=2)["data"])["reload"] is True
     watcher.close()
+
+
+def test_the_seq_never_goes_back_when_redis_loses_a_board_twice_between_write_backs(app, make_puzzle, player, redis):
+    from object_challenge.publish import flush
+
+    puzzle_id = make_puzzle()
+    p = player("token_1", puzzle_id)
+    p.take_and_move(1, 50, 60)
+    with app.app_context():
+        flush.flush_puzzle(puzzle_id)  # MongoDB: seq 1
+    redis.flushdb()
+    handed_out = int(p.take_and_move(1, 70, 80).headers["X-Puzzle-Seq"])  # reloaded at 1 + SEQ_GAP
+    assert handed_out == 2 + flush.SEQ_GAP
+    redis.flushdb()  # lost again before the next write-back
+    assert p.puzzle()["seq"] > handed_out
+    assert int(p.take_and_move(1, 90, 100).headers["X-Puzzle-Seq"]) > handed_out
+
+
+def test_the_seq_never_goes_back_when_redis_is_lost_after_a_restart_from_its_aof(app, make_puzzle, player, redis):
+    from object_challenge.publish import flush
+
+    puzzle_id = make_puzzle()
+    p = player("token_1", puzzle_id)
+    p.take_and_move(1, 50, 60)
+    with app.app_context():
+        flush.flush_puzzle(puzzle_id)  # MongoDB: seq 1
+        assert flush.skip_ahead(puzzle_id)  # Redis restarted from its append-only file
+    handed_out = int(p.take_and_move(1, 70, 80).headers["X-Puzzle-Seq"])
+    assert handed_out == 2 + flush.SEQ_GAP
+    redis.flushdb()  # then lost everything before the next write-back
+    assert p.puzzle()["seq"] > handed_out
