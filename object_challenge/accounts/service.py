@@ -99,12 +99,17 @@ def delete_user(name):
     return user
 
 
+def _set_token(user, token, what):
+    old = user.token_hash
+    user.set_token(token)
+    user.save()
+    _publish_or_undo(lambda: User.objects(user_id=user.user_id).update_one(set__token_hash=old), what)
+
+
 def revoke_token(name):
     stores_answer()
     user = get_user(name)
-    user.set_token(None)
-    user.save()
-    snapshot.publish()
+    _set_token(user, None, f"the revoked token of '{name}'")
     return user
 
 
@@ -112,9 +117,7 @@ def rotate_token(name):
     stores_answer()
     user = get_user(name)
     token = new_token()
-    user.set_token(token)
-    user.save()
-    snapshot.publish()
+    _set_token(user, token, f"the new token of '{name}'")
     return user, token
 
 
@@ -157,16 +160,27 @@ def remove_prefix(prefix):
 def set_grant(user_name, prefix, allowed):
     stores_answer()
     user, found = get_user(user_name), get_prefix(prefix)
-    UserPrefix.objects(user_id=user.user_id, prefix_id=found.prefix_id).update_one(
-        set__is_allowed=bool(allowed), upsert=True
-    )
-    snapshot.publish()
+    grant = UserPrefix.objects(user_id=user.user_id, prefix_id=found.prefix_id)
+    old = grant.first()
+    grant.update_one(set__is_allowed=bool(allowed), upsert=True)
+
+    def undo():
+        if old is None:
+            grant.delete()
+        else:
+            grant.update_one(set__is_allowed=old.is_allowed)
+
+    _publish_or_undo(undo, f"the grant of '{user_name}' on '{prefix}'")
 
 
 def remove_grant(user_name, prefix):
     stores_answer()
     user, found = get_user(user_name), get_prefix(prefix)
-    deleted = UserPrefix.objects(user_id=user.user_id, prefix_id=found.prefix_id).delete()
-    if not deleted:
+    grant = UserPrefix.objects(user_id=user.user_id, prefix_id=found.prefix_id)
+    old = grant.first()
+    if old is None or not grant.delete():
         raise AccountError(f"user '{user_name}' has no grant on '{prefix}'")
-    snapshot.publish()
+    _publish_or_undo(
+        lambda: UserPrefix(user_id=user.user_id, prefix_id=found.prefix_id, is_allowed=old.is_allowed).save(),
+        f"the removal of the grant of '{user_name}' on '{prefix}'",
+    )

@@ -113,6 +113,41 @@ def test_user_add_with_redis_down_changes_nothing_and_says_so_in_one_line(app, c
         assert User.objects(name="ghost").count() == 0
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("user", "rotate-token", "a"),
+        ("user", "revoke-token", "a"),
+        ("grant", "a", "pushe", "--allow"),
+        ("grant", "remove", "b", "pushe"),
+    ],
+)
+def test_a_change_redis_refuses_to_publish_is_undone_and_said_in_one_line(app, runner, monkeypatch, args):
+    """Redis stops answering after the checks, while the change is published: MongoDB is
+    put back (a rotated token that was never printed would lock the user out)."""
+    import redis as redis_lib
+
+    from object_challenge.accounts import snapshot
+
+    def state():
+        with app.app_context():
+            users = {u.name: u.token_hash for u in User.objects}
+            grants = {(g.user_id, g.prefix_id, g.is_allowed) for g in UserPrefix.objects}
+            return users, grants
+
+    before = state()
+
+    def refused():
+        raise redis_lib.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(snapshot, "publish", refused)
+    result = invoke(runner, *args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "nothing was changed" in result.output
+    assert state() == before
+
+
 def test_any_command_with_a_store_down_is_one_line_without_traceback(config):
     env = {"MONGO_URI": config.MONGO_URI, "REDIS_URL": f"redis://127.0.0.1:{_dead_port()}/0", "APP_ENV": "testing"}
     result = _manage("publish-snapshot", env=env)
