@@ -2,10 +2,11 @@
 
 ``Emitter`` buffers events and a thread posts them (``POST /jobs/{id}/events``) in
 batches at least every ``FLUSH_SECONDS``; each event carries its ``seq`` (0, 1, ... within
-the attempt), so a batch retried after a network error or a 5xx (backoff up to
-``RETRY_MAX_SECONDS``) is never stored twice. A 413 ``events_limit`` or a 409 (the lease
-was lost, the job is being cancelled or is no longer running) stops it: pending events
-are dropped and the task's next ``emit`` raises ``TaskStopped``, which stops the task.
+the attempt), so a batch retried after a network error, a 5xx or a 429 (backoff up to
+``RETRY_MAX_SECONDS``, at least the answer's ``Retry-After`` up to that) is never stored
+twice. A 413 ``events_limit`` or a 409 (the lease was lost, the job is being cancelled or
+is no longer running) stops it: pending events are dropped and the task's next ``emit``
+raises ``TaskStopped``, which stops the task.
 ``close()`` posts what is left before the worker completes the job.
 
 ``LogForwarder`` turns the log records a task makes (in its own thread) into ``log``
@@ -104,6 +105,9 @@ class Emitter:
                     continue
                 batch = self._batch()
             outcome = self._post(batch)
+            retry_after = 0.0
+            if isinstance(outcome, tuple):  # ("retry", the answer's Retry-After)
+                outcome, retry_after = outcome
             with self.cond:
                 if outcome == "ok":
                     for _ in batch:
@@ -114,7 +118,10 @@ class Emitter:
                         log.warning("job %s: %d events not posted (server unreachable)", self.job_id, len(self.pending))
                         self.pending.clear()
                         return
-                    self.cond.wait(backoff)  # close() wakes it early
+                    if retry_after:  # 429/503: not before the server said (close() does not hurry it)
+                        self.cond.wait_for(lambda: False, retry_after)
+                    else:
+                        self.cond.wait(backoff)  # close() wakes it early
                     backoff = min(backoff * 2, RETRY_MAX_SECONDS)
                 else:  # refused for good
                     self.stopped = outcome
@@ -131,7 +138,7 @@ class Emitter:
             status = getattr(exc, "status", 0)
             body = getattr(exc, "body", {}) or {}
             if status >= 500 or status in (0, 429):
-                return "retry"
+                return "retry", min(float(getattr(exc, "retry_after", None) or 0), RETRY_MAX_SECONDS)
             code = body.get("error") or str(status)
             log.warning("job %s: events refused: %s", self.job_id, exc)
             if status == 413 and code != "events_limit":  # the gateway's body limit: drop this batch

@@ -1,10 +1,12 @@
 """The worker side of job events: job["emit"] in worker processes, batching, retries,
 the limit stopping the task, streamed log lines."""
 
+import time
+
 import requests
 
 from object_challenge.jobs.emitter import Emitter, TaskStopped
-from object_challenge.jobs.worker import JobClient
+from object_challenge.jobs.worker import ClientError, JobClient
 
 
 def producer(live_server, queue=None):
@@ -99,3 +101,30 @@ def test_after_a_409_emit_raises_task_stopped(live_server):
         assert "not_lease_holder" in exc.reason
     else:
         raise AssertionError("emit should raise TaskStopped")
+
+
+class Throttled:
+    """The gateway's rate limit: the first two posts are 429 with Retry-After."""
+
+    timeout = 1.0
+
+    def __init__(self, retry_after):
+        self.retry_after, self.calls, self.posted = retry_after, [], []
+
+    def post_events(self, job_id, attempt, events):
+        self.calls.append(time.monotonic())
+        if len(self.calls) <= 2:
+            raise ClientError(429, {"error": "too_many_requests"}, retry_after=self.retry_after)
+        self.posted += events
+        return {"accepted": len(events), "last_id": "1-0"}
+
+
+def test_event_posts_answered_429_are_retried_after_retry_after():
+    throttled = Throttled(retry_after=0.5)
+    emitter = Emitter(throttled, "job-1", 1)
+    for i in range(3):
+        emitter.emit("stdout", f"line {i}")
+    emitter.close()
+    assert [e["data"] for e in throttled.posted] == ["line 0", "line 1", "line 2"]
+    gaps = [b - a for a, b in zip(throttled.calls, throttled.calls[1:], strict=False)]
+    assert len(throttled.calls) == 3 and min(gaps) >= 0.5, gaps
