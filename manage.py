@@ -11,7 +11,9 @@ import code
 import sys
 
 import click
+from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from werkzeug.serving import run_simple
 
 from object_challenge.app import create_app
 from object_challenge.core.errors import store_of
@@ -53,8 +55,6 @@ def cli():
 @click.option("--port", default=5000, show_default=True, type=int)
 def runserver(host, port):
     """Run all services in one development server (no gateway)."""
-    from werkzeug.serving import run_simple
-
     # not app.run(): under a Flask CLI command it only says "Ignoring a call to app.run()"
     run_simple(host, port, create_app(), use_reloader=False, use_debugger=False, threaded=True)
 
@@ -67,8 +67,6 @@ def shell(command):
 
     `-c CODE` runs CODE; code piped on stdin runs without a banner or prompt.
     """
-    from flask import current_app
-
     context = {"app": current_app._get_current_object()}
     context.update(current_app.make_shell_context())
     if command is not None:
@@ -78,7 +76,7 @@ def shell(command):
         exec(compile(sys.stdin.read(), "<stdin>", "exec"), context)
         return
     try:
-        from IPython import start_ipython
+        from IPython import start_ipython  # noqa: PLC0415 -- optional (requirements/dev.txt): code.interact without it
     except ImportError:
         code.interact(local=context)
         return

@@ -108,6 +108,6 @@ def on_starting(server):
 
 def child_exit(server, worker):
     if settings.PROMETHEUS_MULTIPROC_DIR:
-        from prometheus_client import multiprocess  # only where metrics are on
+        from prometheus_client import multiprocess  # noqa: PLC0415 -- only where metrics are on
 
         multiprocess.mark_process_dead(worker.pid, settings.PROMETHEUS_MULTIPROC_DIR)

@@ -27,10 +27,12 @@ def check_http(url):
 
 
 def _stores():
-    import pymongo
-    import redis
+    # the store clients and the package load only for the checks that use them: the
+    # http check, run every few seconds in each service container, stays a bare urllib call
+    import pymongo  # noqa: PLC0415 -- see above
+    import redis  # noqa: PLC0415 -- see above
 
-    from object_challenge.core.config import load
+    from object_challenge.core.config import load  # noqa: PLC0415 -- see above
 
     cfg = load()
     client = pymongo.MongoClient(cfg.MONGO_URI, serverSelectionTimeoutMS=TIMEOUT * 1000)
@@ -48,7 +50,7 @@ def check_stores():
 
 
 def check_worker(worker_id):
-    from object_challenge.jobs import keys
+    from object_challenge.jobs import keys  # noqa: PLC0415 -- as in _stores: only the worker check needs it
 
     red = _stores()
     try:

@@ -33,6 +33,9 @@ import time
 from dataclasses import dataclass, field
 
 from flask import Flask, jsonify, request
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from object_challenge.core.config import load
 
 MAX_IDS_PER_CALL = 100
 DEFAULT_MAX_ID = 1_200_000
@@ -319,8 +322,6 @@ class Running:
 
 
 def _make_server(host, port, quiet=True, **settings):
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
     class Handler(WSGIRequestHandler):
         def log_request(self, *args, **kwargs):
             if not quiet:
@@ -351,9 +352,7 @@ def serve(host, port, quiet=True, **settings):
 
 
 def main(argv=None):
-    from object_challenge.core.config import load  # the settings (PLAYER_API_ADDR, _MAX_ID, _RPS) as defaults
-
-    cfg = load()
+    cfg = load()  # the settings (PLAYER_API_ADDR, _MAX_ID, _RPS) as defaults
     host, _, port = cfg.PLAYER_API_ADDR.rpartition(":")
     parser = argparse.ArgumentParser(prog="python -m object_challenge.campaigns.playerapi")
     parser.add_argument("--host", default=host or "127.0.0.1")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from object_challenge.core import config as config_module
-from object_challenge.dev.devstores import start_mongo, start_redis, wait_for_port
+from object_challenge.dev.devstores import free_port, start_mongo, start_redis, wait_for_port
 
 ROOT = config_module.ROOT
 SERVICES = ("api", "jobs", "publish", "storage")
@@ -44,8 +44,6 @@ def _port(addr):
 def isolated_env(**overrides):
     """The current environment for a Stack on free ports of its own (tests, benchmarks):
     its own stores and services, beside a running `make run` or another stack."""
-    from object_challenge.dev.devstores import free_port
-
     env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URI", "REDIS_URL", "REDIS_URI", "APP_ENV")}
     env.update({"GATEWAY_PORT": str(free_port()), "MONGO_PORT": str(free_port()), "REDIS_PORT": str(free_port())})
     for name in SERVICES:

@@ -82,12 +82,13 @@ def start_mongo(port, path, log):
 
 
 async def _serve_mongo(port, path):
-    # mongoeco is a development-only dependency, imported only when the stand-in starts
-    from mongoeco.engines.memory import MemoryEngine
-    from mongoeco.engines.sqlite import SQLiteEngine
-    from mongoeco.wire import AsyncMongoEcoProxyServer
+    # mongoeco is a development-only dependency (requirements/dev.txt): imported only when
+    # the stand-in starts, so importing this module (tests, make run) does not need it
+    from mongoeco.engines.memory import MemoryEngine  # noqa: PLC0415 -- see above
+    from mongoeco.engines.sqlite import SQLiteEngine  # noqa: PLC0415 -- see above
+    from mongoeco.wire import AsyncMongoEcoProxyServer  # noqa: PLC0415 -- see above
 
-    from object_challenge.dev import mongoeco_ids
+    from object_challenge.dev import mongoeco_ids  # noqa: PLC0415 -- it imports mongoeco
 
     mongoeco_ids.apply()
     engine = SQLiteEngine(path) if path else MemoryEngine()

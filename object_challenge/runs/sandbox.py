@@ -29,6 +29,7 @@ Layers (docs/runs.md says what each one stops, measured):
 import atexit
 import codecs
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
@@ -40,6 +41,7 @@ import select
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -379,11 +381,7 @@ _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 def _syscall(number, *args):
     global _libc
     if _libc is None:
-        import ctypes
-
         _libc = ctypes.CDLL(None, use_errno=True)
-    import ctypes
-
     if _libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -449,8 +447,6 @@ def _spawn(uid, rlimits, cmd, **popen):
 
 
 def _set_thread_groups(number, groups):
-    import ctypes
-
     array = (ctypes.c_uint * max(1, len(groups)))(*groups)
     if _libc.syscall(ctypes.c_long(number), ctypes.c_long(len(groups)), array) != 0:
         err = ctypes.get_errno()
@@ -676,8 +672,6 @@ def become_subreaper():
     global _subreaper
     if _subreaper is None:
         try:
-            import ctypes
-
             libc = ctypes.CDLL(None, use_errno=True)
             _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
         except (OSError, AttributeError):
@@ -1134,8 +1128,6 @@ def self_test():
 
 
 def socket_listener():
-    import socket
-
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(1)
