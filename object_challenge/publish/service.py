@@ -222,9 +222,10 @@ def playable_puzzles(after, limit):
 
 
 def updates_since(puzzle_id, since):
-    """``(seq, [update JSON strings])``; 404 for an unknown puzzle."""
-    if not board.current().exists(puzzle_id):
-        puzzle_view(puzzle_id)  # 404 or reload
+    """``(seq, [update JSON strings])``; 404 for an unknown puzzle, 409 for one still generating
+    (the gateway's stream of a board Redis does not hold loads it through here: docs/gateway.md)."""
+    if not board.current().exists(puzzle_id) and puzzle_view(puzzle_id)["status"] == "generating":  # 404 or reload
+        raise PuzzleGenerating(puzzle_id)
     return board.current().updates_since(puzzle_id, since)
 
 

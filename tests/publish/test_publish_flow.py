@@ -63,6 +63,17 @@ def test_token_on_a_generating_puzzle_is_409(client):
     assert client.get(f"/newapi/puzzle/{puzzle_id}/piece/1/token/", headers=auth("token_1")).status_code == 409
 
 
+def test_catch_up_on_a_generating_puzzle_is_409(client):
+    answer = client.post(
+        "/newapi/puzzle/",
+        headers=auth("token_admin"),
+        json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800},
+    )
+    puzzle_id = answer.get_json()["puzzle_id"]
+    caught_up = client.get(f"/newapi/puzzle/{puzzle_id}/updates/?since=0", headers=auth("token_1"))
+    assert (caught_up.status_code, caught_up.get_json()["error"]) == (409, "puzzle_generating")
+
+
 def test_generated_pieces(make_puzzle, player):
     p = player("token_1", make_puzzle(rows=3, cols=4, table_width=1200, table_height=900))
     state = p.puzzle()

@@ -84,6 +84,24 @@ def test_a_stream_of_an_unknown_puzzle_is_the_service_s_404_json(stack):
     is_json_error(answer, 404)
 
 
+def test_a_stream_of_a_puzzle_still_generating_is_409_at_once(stack):
+    import pymongo
+
+    puzzle_id = create(stack)
+    evict(stack, puzzle_id)
+    mongo = pymongo.MongoClient(stack.env["MONGO_URI"], serverSelectionTimeoutMS=5000)
+    puzzles = mongo.get_default_database()["puzzles"]
+    puzzles.update_one({"puzzle_id": puzzle_id}, {"$set": {"status": "generating"}})  # as while the artist works
+    try:
+        started = time.monotonic()
+        answer = requests.get(f"{stack.url}/newapi/puzzle/{puzzle_id}/updates/", headers=auth("token_1"), timeout=10)
+        is_json_error(answer, 409, "puzzle_generating")
+        assert answer.headers["Retry-After"] and time.monotonic() - started < 5
+    finally:
+        puzzles.update_one({"puzzle_id": puzzle_id}, {"$set": {"status": "active"}})
+        mongo.close()
+
+
 def test_open_streams_per_user_are_capped(stack, gateway):
     stack.restart_gateway(STREAMS_PER_USER=2)
     puzzle_id = create(stack)
