@@ -5,31 +5,20 @@ players; workers (and admins) post a batch's results, which are ingested inside 
 (one bulk insert of at most 100 records: see docs/campaigns.md for why not off the request path).
 """
 
-import json
-
 from flask import Blueprint, jsonify, request
 
 from object_challenge.accounts.identity import authenticated, current_identity, require_role
 from object_challenge.campaigns import service
+from object_challenge.core.bodies import json_body
 from object_challenge.core.errors import BadRequest
 
 bp = Blueprint("campaigns", __name__, url_prefix="/newapi/campaigns")
 
 
-def _body():
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body is not valid JSON", code="bad_json") from None
-
-
 @bp.post("", strict_slashes=False)
 @require_role("admin")
 def create_campaign():
-    doc = service.create(_body(), current_identity())
+    doc = service.create(json_body(empty=dict), current_identity())
     return jsonify(service.progress(doc)), 201
 
 
@@ -49,7 +38,7 @@ def get_campaign(campaign_id):
 @bp.patch("/<campaign_id>")
 @require_role("admin")
 def patch_campaign(campaign_id):
-    body = _body()
+    body = json_body(empty=dict)
     if not isinstance(body, dict) or "paused" not in body:
         raise service.InvalidField("paused", 'send {"paused": true|false}')
     return jsonify(service.progress(service.set_paused(campaign_id, body["paused"])))
@@ -92,4 +81,4 @@ def get_batch(campaign_id, n):
 @bp.post("/<campaign_id>/batches/<int:n>/results")
 @require_role("worker")
 def post_results(campaign_id, n):
-    return jsonify(service.ingest_results(campaign_id, n, _body()))
+    return jsonify(service.ingest_results(campaign_id, n, json_body(empty=dict)))

@@ -5,7 +5,6 @@ completes and reads the queue, workers, jobs, data and status; an admin may do
 everything (clear and disable queues, disable and delete workers).
 """
 
-import json
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 
 from object_challenge import __version__
 from object_challenge.accounts.identity import authenticated, current_identity, require_role
+from object_challenge.core.bodies import json_body
 from object_challenge.core.errors import BadRequest, ServiceUnavailable, error_response
 from object_challenge.core.health import check_stores
 from object_challenge.jobs import data as module_data
@@ -44,21 +44,6 @@ def store_unavailable(exc):
     return error_response(
         503, "store_unavailable", f"{store} does not answer; retry in a moment", stores={store: exc.__class__.__name__}
     )
-
-
-def _body(required=True):
-    """The request's JSON body (any JSON value); None when empty and not required."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        if required:
-            raise BadRequest("send a JSON body", code="bad_json")
-        return None
-    try:
-        return json.loads(raw)  # NaN/Infinity parse; what stores data refuses them (service.check_data)
-    except ValueError:
-        raise BadRequest("the body is not valid JSON", code="bad_json") from None
-    except RecursionError:
-        raise BadRequest("the body is nested too deeply", code="bad_json") from None
 
 
 def _whole(name, default, low, high, hint=""):
@@ -90,7 +75,7 @@ def _visible(doc):
 def enqueue():
     # a bulk enqueue (up to 1,000 jobs) may exceed the app-wide body limit
     request.max_content_length = current_app.config["QUEUE_BODY_LIMIT_BYTES"]
-    doc = jobs().enqueue(_body(), _queue(), current_identity())
+    doc = jobs().enqueue(json_body(), _queue(), current_identity())
     return jsonify(doc), 201
 
 
@@ -120,7 +105,7 @@ def clear_queue():
 @require_role("admin")
 def patch_queue():
     name = _queue()
-    changes = attribute_changes(_body())
+    changes = attribute_changes(json_body())
     return jsonify({"queue": name, "attributes": jobs().queue.set_attributes(name, changes)})
 
 
@@ -178,7 +163,7 @@ def delete_job(job_id):
 def complete_job(job_id):
     worker = worker_id(request.args.get("worker_id"))
     check_bound(current_identity(), worker)
-    return jsonify(jobs().complete(job_id, worker, _body(required=False)))
+    return jsonify(jobs().complete(job_id, worker, json_body(empty=None)))
 
 
 @bp.post("/jobs/<job_id>/release")
@@ -186,7 +171,7 @@ def complete_job(job_id):
 def release_job(job_id):
     worker = worker_id(request.args.get("worker_id"))
     check_bound(current_identity(), worker)
-    return jsonify(jobs().release(job_id, worker, _body(required=False)))
+    return jsonify(jobs().release(job_id, worker, json_body(empty=None)))
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -207,7 +192,7 @@ def cancel_job(job_id):
 def post_events(job_id):
     worker = worker_id(request.args.get("worker_id"))
     check_bound(current_identity(), worker)
-    return jsonify(job_events.events().post(job_id, worker, _body()))
+    return jsonify(job_events.events().post(job_id, worker, json_body()))
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -258,13 +243,13 @@ def heartbeat(worker):
     worker = worker_id(worker, required=True)
     check_bound(current_identity(), worker)
     named = request.args.get("job_id", "")
-    return jsonify(workers.heartbeat(jobs(), worker, _body(required=False), named))
+    return jsonify(workers.heartbeat(jobs(), worker, json_body(empty=None), named))
 
 
 @bp.patch("/workers/<worker>")
 @require_role("admin")
 def patch_worker(worker):
-    return jsonify(workers.set_attributes(jobs().queue, worker_id(worker, required=True), _body()))
+    return jsonify(workers.set_attributes(jobs().queue, worker_id(worker, required=True), json_body()))
 
 
 @bp.delete("/workers/<worker>")
@@ -283,7 +268,7 @@ def get_data(module, name):
 @bp.post("/data/<module>/<path:name>")
 @require_role("worker")
 def post_data(module, name):
-    created = module_data.put(module, name, _body())
+    created = module_data.put(module, name, json_body())
     return jsonify({"module": module, "name": name, "created": created}), (201 if created else 200)
 
 

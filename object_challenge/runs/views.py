@@ -5,11 +5,10 @@ live output stream ``GET /newapi/runs/{id}/events`` is the gateway's job events
 stream (nginx maps it to the job's stream; see docs/runs.md).
 """
 
-import json
-
 from flask import Blueprint, current_app, jsonify, request
 
 from object_challenge.accounts.identity import authenticated, current_identity
+from object_challenge.core.bodies import json_body
 from object_challenge.core.errors import BadRequest
 from object_challenge.runs import languages, service
 from object_challenge.runs.service import InvalidRunError, runs
@@ -21,13 +20,11 @@ OUTPUT_LIMIT_MAX = 1000
 def _body():
     """The JSON body; the runs routes accept RUNS_BODY_LIMIT_BYTES (the other routes less)."""
     request.max_content_length = current_app.config["RUNS_BODY_LIMIT_BYTES"]
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        raise InvalidRunError("send a JSON object", field="body")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise InvalidRunError("the body is not valid JSON", field="body") from None
+    return json_body(refuse=_invalid_body, no_body="send a JSON object")
+
+
+def _invalid_body(message):
+    return InvalidRunError(message, field="body")
 
 
 def _zip(filename, data):
