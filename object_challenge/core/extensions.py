@@ -43,6 +43,12 @@ class RedisProxy:
 redis = RedisProxy()
 
 
+def redis_now_ms(client=redis):
+    """Redis's clock (TIME) in ms: the clock the Lua scripts stamp with, not this host's."""
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000
+
+
 def init_app(app):
     # what the service packages add in their register(app): models (indexes made at
     # start and by `init`) and periodic tasks (run by `manage.py scheduler`)

@@ -58,6 +58,13 @@ class Grant:
     same: bool
 
 
+def parse_piece(raw):
+    """A piece as the board keeps it in Redis ("x,y,r,group,immovable": "12,40,0,3,1", as
+    scripts/lib.lua formats it) -> its public fields."""
+    x, y, r, g, i = raw.split(",")
+    return {"x": int(x), "y": int(y), "r": int(r), "group": int(g), "immovable": i == "1"}
+
+
 def _answer(raw):
     data = json.loads(raw)
     if "refused" in data:
@@ -161,10 +168,7 @@ class Board:
                 meta[name] = int(meta[name])
         pieces = []
         for pid, value in raw.items():
-            x, y, r, g, i = value.split(",")
-            pieces.append(
-                {"id": int(pid), "x": int(x), "y": int(y), "r": int(r), "group": int(g), "immovable": i == "1"}
-            )
+            pieces.append({"id": int(pid), **parse_piece(value)})
         pieces.sort(key=lambda p: p["id"])
         return meta, pieces
 

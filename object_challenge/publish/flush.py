@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
-from object_challenge.core.extensions import redis
+from object_challenge.core.extensions import redis, redis_now_ms
 from object_challenge.publish import board, keys
 from object_challenge.publish.models import Puzzle
 
@@ -37,11 +37,6 @@ EVICT_IDLE_SECONDS = 3600  # a written-back board idle this long leaves Redis (r
 # write-backs (PUZZLE_FLUSH_SECONDS + 1 s), so a number is never handed out twice
 # and ``?since=`` never misses a move (docs/publish.md).
 SEQ_GAP = 1_000_000
-
-
-def _now_ms():
-    seconds, micros = redis.time()
-    return seconds * 1000 + micros // 1000
 
 
 def flush_puzzle(puzzle_id):
@@ -60,18 +55,8 @@ def flush_puzzle(puzzle_id):
         pieces = []
         for pid in sorted(raw, key=int):
             n = int(pid)
-            x, y, r, g, i = raw[pid].split(",")
             pieces.append(
-                {
-                    "id": n,
-                    "x": int(x),
-                    "y": int(y),
-                    "r": int(r),
-                    "group": int(g),
-                    "immovable": i == "1",
-                    "cx": ox + (n % cols) * pw,
-                    "cy": oy + (n // cols) * ph,
-                }
+                {"id": n, **board.parse_piece(raw[pid]), "cx": ox + (n % cols) * pw, "cy": oy + (n // cols) * ph}
             )
         Puzzle._get_collection().update_one(
             {"puzzle_id": int(puzzle_id), "seq": {"$lte": seq}},
@@ -86,7 +71,7 @@ def flush_puzzle(puzzle_id):
 
 def flush_due():
     """Scheduler task: write back the puzzles that are complete, idle, or dirty for too long."""
-    now = _now_ms()
+    now = redis_now_ms()
     busy_ms = current_app.config["PUZZLE_FLUSH_SECONDS"] * 1000
     flushed = 0
     for puzzle_id, dirty_since in redis.zrange(keys.DIRTY, 0, BATCH - 1, withscores=True):
