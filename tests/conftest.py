@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import forget_connections  # noqa: E402
+from helpers import FlaskTransport, forget_connections  # noqa: E402
 
 from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.dev.devstores import free_port, start_mongo, start_redis, wait_for_port  # noqa: E402
@@ -59,7 +59,6 @@ def root_conftest():
         Stores=Stores,
         make_config=make_config,
         stack_env=stack_env,
-        _FlaskTransport=_FlaskTransport,
         forget_connections=forget_connections,
     )
 
@@ -133,42 +132,6 @@ def redis(app):
         yield proxy.client
 
 
-class _FlaskTransport:
-    """A requests transport adapter that hands the call to the app's test client.
-
-    The admission service calls the storage upstream over HTTP; in the Flask-level
-    tests the storage views live in the same app, so the call is served in-process.
-    """
-
-    def __init__(self, app):
-        import requests
-
-        self.app = app
-        self.requests = requests
-
-    def send(self, prepared, **_kwargs):
-        from urllib.parse import urlsplit
-
-        url = urlsplit(prepared.url)
-        answer = self.app.test_client().open(
-            url.path,
-            method=prepared.method,
-            data=prepared.body,
-            headers=dict(prepared.headers),
-            query_string=url.query,
-        )
-        response = self.requests.Response()
-        response.status_code = answer.status_code
-        response._content = answer.get_data()
-        response.headers.update(answer.headers)
-        response.url = prepared.url
-        response.request = prepared
-        return response
-
-    def close(self):
-        pass
-
-
 @pytest.fixture(autouse=True)
 def storage_in_process(request, monkeypatch):
     """Route the admission service's storage calls into the test app (Flask-level tests only)."""
@@ -179,7 +142,7 @@ def storage_in_process(request, monkeypatch):
     from object_challenge.buckets import service
 
     session = service._session
-    monkeypatch.setattr(session, "get_adapter", lambda url: _FlaskTransport(app))
+    monkeypatch.setattr(session, "get_adapter", lambda url: FlaskTransport(app))
     yield
 
 

@@ -3,6 +3,7 @@
 import json
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -60,3 +61,27 @@ def create_puzzle(stack, rows, cols, width=1000, height=800, wait=30.0):
 
     wait_until(active, timeout=wait, interval=0.1, message="the worker to generate the pieces")
     return puzzle_id
+
+
+class FlaskTransport:
+    """A requests transport adapter that hands each call to ``app``'s test client (in-process
+    HTTP): the admission service's storage calls, a worker's calls to the jobs routes."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def send(self, prepared, **_kwargs):
+        url = urlsplit(prepared.url)
+        answer = self.app.test_client().open(
+            url.path, method=prepared.method, data=prepared.body, headers=dict(prepared.headers), query_string=url.query
+        )
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response._content = answer.get_data()
+        response.headers.update(answer.headers)
+        response.url = prepared.url
+        response.request = prepared
+        return response
+
+    def close(self):
+        pass

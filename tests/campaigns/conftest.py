@@ -4,6 +4,7 @@ import itertools
 import os
 
 import pytest
+from helpers import FlaskTransport
 
 _names = itertools.count(1)
 
@@ -62,39 +63,12 @@ def make_redis(stores):
         client.close()
 
 
-class FlaskAdapter:
-    """A requests adapter that hands each call to a Flask app's test client (in-process HTTP)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def send(self, prepared, **_kwargs):
-        from urllib.parse import urlsplit
-
-        import requests
-
-        url = urlsplit(prepared.url)
-        answer = self.app.test_client().open(
-            url.path, method=prepared.method, data=prepared.body, headers=dict(prepared.headers), query_string=url.query
-        )
-        response = requests.Response()
-        response.status_code = answer.status_code
-        response._content = answer.get_data()
-        response.headers.update(answer.headers)
-        response.url = prepared.url
-        response.request = prepared
-        return response
-
-    def close(self):
-        pass
-
-
 @pytest.fixture
 def app_session(app):
     """A requests session whose ``http://app`` calls go into the test app, with the worker's token."""
     import requests
 
     session = requests.Session()
-    session.mount("http://app", FlaskAdapter(app))
+    session.mount("http://app", FlaskTransport(app))
     session.headers["Authorization"] = "Token token_worker"
     return session

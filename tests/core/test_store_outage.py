@@ -40,9 +40,7 @@ def _stop(stores, which):
 
 @pytest.fixture
 def outage_app(own_stores, monkeypatch, root_conftest):
-    from helpers import forget_connections
-
-    _FlaskTransport = root_conftest._FlaskTransport
+    from helpers import FlaskTransport, forget_connections
 
     from object_challenge.accounts import fixtures, snapshot
     from object_challenge.app import create_app
@@ -55,7 +53,7 @@ def outage_app(own_stores, monkeypatch, root_conftest):
         ensure_indexes()
         fixtures.load()
         snapshot.publish()
-    monkeypatch.setattr(service._session, "get_adapter", lambda url: _FlaskTransport(app))
+    monkeypatch.setattr(service._session, "get_adapter", lambda url: FlaskTransport(app))
     yield app
     forget_connections()
 

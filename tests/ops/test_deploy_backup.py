@@ -6,7 +6,7 @@ import os
 
 import pytest
 from bson import json_util
-from helpers import auth, forget_connections
+from helpers import FlaskTransport, auth, forget_connections
 
 USER1, USER2, WORKER, ADMIN = auth("token_1"), auth("token_2"), auth("token_worker"), auth("token_admin")
 JOB = {"job_title": "encode", "tasks": [{"module": "echo", "data": {"n": 1}}]}
@@ -117,7 +117,7 @@ def restored(app, client, runner, stores, tmp_path, monkeypatch, config):
     app2 = _make_app(stores, **names)
     from object_challenge.buckets import service
 
-    monkeypatch.setattr(service._session, "get_adapter", lambda url: _Transport(app2))
+    monkeypatch.setattr(service._session, "get_adapter", lambda url: FlaskTransport(app2))
     restore = app2.test_cli_runner().invoke(args=["restore", str(out), "--no-progress"])
     yield {
         "state": state,
@@ -135,31 +135,6 @@ def restored(app, client, runner, stores, tmp_path, monkeypatch, config):
         for name in (names["MONGO_URI"].rsplit("/", 1)[1], names["MONGO_JOB_DB"], names["MONGO_DATA_DB"]):
             client_.drop_database(name)
     # the app fixture's teardown drops its own databases through the connection left here
-
-
-class _Transport:
-    """The admission service's storage calls, served by ``app`` in-process."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def send(self, prepared, **_kwargs):
-        from urllib.parse import urlsplit
-
-        import requests
-
-        url = urlsplit(prepared.url)
-        answer = self.app.test_client().open(
-            url.path, method=prepared.method, data=prepared.body, headers=dict(prepared.headers), query_string=url.query
-        )
-        response = requests.Response()
-        response.status_code, response._content = answer.status_code, answer.get_data()
-        response.headers.update(answer.headers)
-        response.url, response.request = prepared.url, prepared
-        return response
-
-    def close(self):
-        pass
 
 
 def test_backup_file_is_extended_json_lines_with_every_collection(restored):
