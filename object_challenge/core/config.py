@@ -175,6 +175,13 @@ def settings_from_env(environ=None):
     }
 
 
+def external_stores(environ=None):
+    """``(mongo, redis)``: whether MONGO_URI / REDIS_URL (or REDIS_URI) are set, naming servers
+    of their own; `make run` then starts no local stand-in for that store."""
+    redis_url = _env("REDIS_URL", None, environ) or _env("REDIS_URI", None, environ)
+    return _env("MONGO_URI", None, environ) is not None, redis_url is not None
+
+
 class Config:
     """Base: everything from the environment."""
 

@@ -70,8 +70,7 @@ class Stack:
     def __init__(self, env=None, var_dir=None, mongo_file=True, quiet=False, workers=None, runners=None):
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
-        self.external_mongo = bool(self.env.get("MONGO_URI"))
-        self.external_redis = bool(self.env.get("REDIS_URL") or self.env.get("REDIS_URI"))
+        self.external_mongo, self.external_redis = config_module.external_stores(self.env)
         self.settings = config_module.settings_from_env(self.env)
         self.var = Path(var_dir or self.settings["VAR_DIR"]) / "run"
         self.logs = self.var / "logs"  # every log of the stack (nginx's too)
