@@ -88,8 +88,9 @@ local function normalize(t)
     if not id then
         return nil
     end
+    local prefix = type(t.worker_prefix) == "string" and t.worker_prefix ~= "" and t.worker_prefix or nil
     return { user_id = id, name = tostring(t.name or ""), role = tostring(t.role or "user"),
-             id_header = tostring(id), scope = "u" .. id }
+             id_header = tostring(id), scope = "u" .. id, worker_prefix = prefix }
 end
 
 -- Through the api service: identity, false (refused), or nil, err.

@@ -10,6 +10,7 @@ local bucket = require "oc.bucket"
 local cache = require "oc.cache"
 local errors = require "oc.errors"
 local job_events = require "oc.job_events"
+local job_lease = require "oc.job_lease"
 local limits = require "oc.limits"
 local metrics = require "oc.metrics"
 local moves = require "oc.moves"
@@ -121,9 +122,14 @@ local function forward(ident)
     end
 end
 
--- route: "bucket" | "api" | "jobs" | "publish" | "purge"
+-- route: "bucket" | "api" | "jobs" | "jobs_lease" | "publish" | "purge"
+-- ("jobs_lease": a jobs route whose content phase (oc.job_lease) needs the caller)
 function _M.access(route)
     local method = req.get_method()
+    local lease = route == "jobs_lease"
+    if lease then
+        route = "jobs"
+    end
     if route == "bucket" and method ~= "POST" then
         return refuse(errors.new(405, "method_not_allowed", ERR_BUCKET_METHOD, { Allow = "POST" }))
     end
@@ -134,6 +140,9 @@ function _M.access(route)
     end
     if ident then
         ngx.var.oc_user_id = ident.id_header -- the access log, and X-User-Id upstream
+        if lease then
+            ngx.ctx.oc_ident = ident
+        end
     end
     local ok, over = limits.admit(ident, ngx.var.remote_addr)
     if not ok then
@@ -265,6 +274,28 @@ function _M.moves()
         return refuse(err)
     end
     publish.no_store()
+    return answer(a)
+end
+
+-- GET /newapi/queue/poll and PATCH /newapi/jobs/<id>/completed: oc.job_lease
+-- answers with the jobs service's scripts, or the service does (@jobs_plain).
+-- A job leased or completed here whose answer only the service can render
+-- (a document without a template) is read back from it as the caller.
+function _M.job_lease()
+    local a = job_lease.answer(ngx.ctx.oc_ident)
+    if a == false then
+        return ngx.exec("@jobs_plain")
+    end
+    if a.leased then
+        local res = ngx.location.capture("/_oc/jobs/jobs/" .. a.leased,
+            { method = ngx.HTTP_GET, ctx = { oc_caller = job_events.caller() } })
+        local body = res.body or ""
+        if res.status == 200 and a.lease_seconds and find(body, "^{") then
+            body = '{"lease_seconds": ' .. a.lease_seconds .. ", " .. body:sub(2)
+        end
+        a = { status = res.status, body = body,
+              headers = { ["Content-Type"] = "application/json", ["Content-Length"] = #body } }
+    end
     return answer(a)
 end
 

@@ -60,6 +60,20 @@ function _M.jobs_events_channel(job_id)
     return key("jobs", "events-channel", job_id)  -- pub/sub: each stored event's JSON
 end
 
+_M.jobs_gateway = key("jobs", "gateway")          -- hash: poll/complete SHA1s and settings
+
+function _M.jobs_queue(name)
+    return key("jobs", "queue", name)             -- list: waiting job ids, head first
+end
+
+function _M.jobs_queue_attributes(name)
+    return key("jobs", "queue-attrs", name)       -- hash: disabled, ...
+end
+
+function _M.jobs_worker_attributes(worker_id)
+    return key("jobs", "worker-attrs", worker_id) -- hash: disabled, ...
+end
+
 -- shared dicts (gateway-local)
 function _M.token_cache(version, token)
     return "t:" .. version .. ":" .. token

@@ -78,7 +78,10 @@ class User(db.Document):
         self.token_hash = hash_token(token) if token else None
 
     def to_identity(self):
-        return {"user_id": self.user_id, "name": self.name, "role": self.role}
+        identity = {"user_id": self.user_id, "name": self.name, "role": self.role}
+        if self.worker_prefix:  # a bound worker (the gateway's poll and completion check it)
+            identity["worker_prefix"] = self.worker_prefix
+        return identity
 
 
 class Prefix(db.Document):

@@ -37,6 +37,8 @@ DIRTY = key(SERVICE, "dirty")  # SET of job ids whose MongoDB record is behind R
 WORKERS = key(SERVICE, "workers")  # ZSET worker id -> heartbeat expiry (ms)
 # HASH counters since this Redis began (metrics): leases_expired, attempts_exhausted, events_posted
 STATS = key(SERVICE, "stats")
+# HASH the gateway's share of the hot path: poll/complete script SHA1s and settings (lease_path.py)
+GATEWAY = key(SERVICE, "gateway")
 WORKER_MODULES = key(SERVICE, "worker-modules")  # HASH worker id -> modules it declared on poll ("a,b")
 
 

@@ -56,6 +56,11 @@ class Scripts:
             source = lib + "\n" + (HERE / f"{name}.lua").read_text()
             setattr(self, name, client.register_script(source))
 
+    def load(self, client, names=("poll", "complete")):
+        """SCRIPT LOAD (the gateway runs these by SHA1 only)."""
+        for name in names:
+            client.script_load(getattr(self, name).script)
+
 
 @dataclass
 class Lease:
@@ -80,8 +85,8 @@ class JobQueue:
 
     # -- queues ----------------------------------------------------------
     def enqueue_many(self, queue, jobs):
-        """Append jobs ``(id, max_attempts, attempt, modules, not_before_ms, doc JSON)`` all
-        at once (or, if one id is taken, none); returns how many were enqueued."""
+        """Append jobs ``(id, max_attempts, attempt, modules, not_before_ms, doc)`` all at
+        once (or, if one id is taken, none); returns how many were enqueued."""
         args = [keys.PREFIX, queue]
         for job_id, max_attempts, attempt, modules, not_before, doc in jobs:
             args += [
@@ -90,7 +95,8 @@ class JobQueue:
                 attempt or 0,
                 module_set(modules),
                 int(not_before or 0),
-                doc,
+                json.dumps(doc),
+                answer_template(doc),
             ]
         return self.scripts.enqueue(keys=[keys.queue(queue), keys.QUEUES], args=args)
 
@@ -336,6 +342,27 @@ def from_redis(live, raws):
         doc["info"] = result.get("info")
         doc["finished_at"] = iso_from_ms(live.get("finished_at")) or utcnow()
     return doc
+
+
+# The fields of a job's answer that change while it lives (queue.from_redis and
+# Jobs.poll set them); everything else in its document is fixed at enqueue.
+LIVE_FIELDS = frozenset({"state", "attempt", "worker_id", "lease_expires_at", "not_before", "history", "lease_seconds"})
+FINAL_FIELDS = frozenset({"result", "info", "finished_at", "cancel_requested"})
+TEMPLATE_SEP = "\x00"  # never in json.dumps output (it escapes control characters)
+
+
+def answer_template(doc):
+    """The job's answer, rendered once here for the gateway (lua/oc/job_lease.lua): three
+    JSON fragments joined by NUL -- the object's fixed members without its closing brace,
+    the members a final job replaces (result, info, finished_at as the document has them),
+    and the document's history events -- so that the gateway fills in the live fields
+    without decoding (and re-encoding) the job's data. The gateway's answer and
+    :func:`from_redis` / ``Jobs.poll`` give the same document (tests/jobs/test_jobs_lease_path.py)."""
+    fixed = {k: v for k, v in doc.items() if k not in LIVE_FIELDS and k not in FINAL_FIELDS}
+    final = {k: doc[k] for k in ("result", "info", "finished_at", "cancel_requested") if k in doc}
+    return TEMPLATE_SEP.join(
+        (json.dumps(fixed)[:-1], json.dumps(final)[1:-1], json.dumps(doc.get("history") or [])[1:-1])
+    )
 
 
 def module_set(modules):

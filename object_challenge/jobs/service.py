@@ -194,8 +194,10 @@ class Jobs:
         self.queue = queue
         self.store = store
         self.config = config
-        # callables(job document) told of each completion a worker posted (runs counts its
-        # verdicts there); registered by the packages in app.extensions["oc.jobs.completed"]
+        # (task module, callable(job document)) pairs: told of each completion a worker posted
+        # for a job with that module (runs counts its verdicts there); registered by the
+        # packages in app.extensions["oc.jobs.completed"]. The gateway leaves the completions
+        # of these modules to this service (jobs/lease_path.py publishes which they are).
         self.on_completed = on_completed
 
     # -- queues ------------------------------------------------------------
@@ -233,7 +235,7 @@ class Jobs:
                 "history": [event],
             }
             docs.append(doc)
-            entries.append((doc["job_id"], doc["max_attempts"], 0, doc["modules"], not_before, json.dumps(doc)))
+            entries.append((doc["job_id"], doc["max_attempts"], 0, doc["modules"], not_before, doc))
         self.queue.enqueue_many(queue, entries)
         if bulk:
             return {"job_ids": [d["job_id"] for d in docs], "count": len(docs)}
@@ -312,7 +314,10 @@ class Jobs:
         answer = self.queue.complete(job_id, worker, failed, result, reported)
         self._refused(job_id, worker, answer)
         doc = self.get(job_id)
-        for hook in self.on_completed:
+        modules = {t.get("module") for t in doc.get("tasks") or () if isinstance(t, dict)}
+        for module, hook in self.on_completed:
+            if module not in modules:
+                continue
             try:
                 hook(doc)
             except Exception:  # a metric must never fail the completion it counts
@@ -404,7 +409,7 @@ class Jobs:
                 {"event": "recovered", "at": now, "attempt": doc.get("attempt"), "reason": "Redis had lost the job"}
             )
             modules = doc.get("modules") or sorted({t.get("module", "") for t in doc.get("tasks") or []})
-            entry = (doc["job_id"], doc.get("max_attempts"), int(doc.get("attempt") or 0), modules, 0, json.dumps(doc))
+            entry = (doc["job_id"], doc.get("max_attempts"), int(doc.get("attempt") or 0), modules, 0, doc)
             if self.queue.enqueue_many(doc.get("queue") or self.config["REDIS_QUEUE_NAME"], [entry]):
                 recovered.append(doc["job_id"])
         return recovered

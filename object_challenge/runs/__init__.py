@@ -16,7 +16,7 @@ MODELS = ()  # a run is a job (jobs/store.py); runs keeps only Redis keys (keys.
 def register(app):
     """Nothing periodic: the job queue's scheduler ends runs whose worker died. Runs count
     their verdicts where the jobs service records a completion."""
-    app.extensions.setdefault("oc.jobs.completed", []).append(metrics.count_completed)
+    app.extensions.setdefault("oc.jobs.completed", []).append((service.MODULE, metrics.count_completed))
     if "jobs" in app.config["SERVICE_NAMES"]:  # the service that receives the results
         app.extensions["oc.metrics"].append(metrics.RunCollector())
 

@@ -310,7 +310,7 @@ def test_a_user_lists_their_own_jobs_paginated(stack):
         ids = [j["job_id"] for j in r.json()["jobs"]]
         return set(mine) <= set(ids) and ids
 
-    ids = wait_until(listed, timeout=10, interval=0.2, message="the recorder wrote the jobs")
+    ids = wait_until(listed, timeout=30, interval=0.2, message="the recorder wrote the jobs")
     assert theirs not in ids
     page = requests.get(api(stack) + "/jobs", params={"mine": 1, "limit": 2}, headers=USER, timeout=10).json()
     assert page["count"] == 2 and page["next_offset"] == 2 and page["total"] >= 3
