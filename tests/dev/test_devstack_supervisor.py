@@ -111,10 +111,17 @@ def test_kill_9_of_each_child_restarts_it_within_5_s_and_loses_no_job(supervised
     wait_until(lambda: _all_completed(stack, before), timeout=60, interval=0.3, message="jobs before the kills")
     measured = {}
     jobs = []
-    for name in ("worker-1", "scheduler", "api", "jobs", "publish", "storage", "nginx", "redis", "mongo"):
+    client = redis_lib.Redis.from_url(stack.env["REDIS_URL"], socket_timeout=2)
+    children = ("worker-1", "scheduler", "api", "jobs", "publish", "storage", "nginx", "redis", "mongo")
+    children += ("runner-1", "campaigns-1", "playerapi")  # the other workers and the player API stand-in
+    for name in children:
         jobs += _enqueue(stack, 3)
+        if name == "redis":
+            client.set("oc:test:written-before-the-kill", 1)
         time.sleep(1.2)  # the append-only file is written every second
         measured[name] = _kill_and_time(stack, name)
+    # Redis came back from its append-only file (var/redis/), not empty
+    assert client.get("oc:test:written-before-the-kill") == b"1"
     print(
         "\nafter kill -9, restarted / answering (s): "
         + ", ".join(f"{n} {r:.1f}/{a:.1f}" for n, (r, a) in measured.items())
