@@ -111,3 +111,33 @@ def test_mongo_down_is_a_fast_503_on_bucket_create_and_list_and_recovers(own_sto
     wait_until(recovered, timeout=15, message="MongoDB back")
     answer = client.post("/bucket", json={"bucket": "after1"}, headers=auth("token_1"))
     assert answer.status_code == 201, answer.get_data(as_text=True)
+
+
+def test_a_redis_that_hangs_is_a_503_and_then_fails_fast_until_it_answers(own_stores, outage_app):
+    """A Redis that accepts connections but does not answer (stopped, a full network queue): the
+    first request waits at most the socket timeout, later ones fail at once while it is known
+    to be down, and it is used again as soon as it answers (issue 17: the publish service held
+    each request 40 s, one 5 s timeout and its retry per Redis call, and the gateway gave 504)."""
+    import signal
+
+    client = outage_app.test_client()
+    url = "/newapi/puzzle/1/"
+    assert client.get(url, headers=auth("token_1")).status_code == 404
+    redis_process = own_stores.processes[1]
+    redis_process.send_signal(signal.SIGSTOP)
+    try:
+        took = []
+        for _ in range(4):
+            answer, seconds = _timed(lambda: client.get(url, headers=auth("token_1")))
+            assert answer.status_code == 503, answer.get_data(as_text=True)
+            assert answer.get_json()["store"] == "redis"
+            took.append(seconds)
+        assert took[0] < 7, f"the first request waited {took[0]:.1f} s (socket timeout 5 s)"
+        assert max(took[1:]) < 0.5, f"a Redis known to be down still held requests: {took}"
+    finally:
+        redis_process.send_signal(signal.SIGCONT)
+    from helpers import wait_until
+
+    wait_until(
+        lambda: client.get(url, headers=auth("token_1")).status_code == 404, timeout=10, message="Redis used again"
+    )
