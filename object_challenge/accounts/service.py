@@ -69,6 +69,8 @@ def add_user(name, role="user", token=None):
     stores_answer()
     if User.objects(name=name).first():
         raise AccountError(f"a user named '{name}' already exists")
+    if role == "worker":
+        _refuse_overlapping_worker_ids(name)
     token = token or new_token()
     user = User(user_id=next_id("user_id"), name=name, role=role)
     if role == "worker":
@@ -80,6 +82,19 @@ def add_user(name, role="user", token=None):
         raise AccountError(f"user '{name}' or that token already exists") from None
     _publish_or_undo(lambda: User.objects(user_id=user.user_id).delete(), f"user '{name}'")
     return user, token
+
+
+def _refuse_overlapping_worker_ids(name):
+    """A bound worker acts for the worker ids starting with its name: two whose names start
+    one another (rack1, rack12) would share ids (rack12-1), and each could act for the other."""
+    for other in User.objects(worker_prefix__ne=None).only("name", "worker_prefix"):
+        prefix = other.worker_prefix
+        if prefix and (name.startswith(prefix) or prefix.startswith(name)):
+            raise AccountError(
+                f"worker '{other.name}' acts for the worker ids starting with '{prefix}'; a worker named "
+                f"'{name}' would share some of them: choose a name that neither starts with the other nor "
+                "is the start of it"
+            )
 
 
 def delete_user(name):

@@ -35,3 +35,16 @@ def test_a_bound_worker_acts_only_for_its_own_worker_ids(client, runner):
     assert r.status_code == 409 and r.get_json()["error"] == "not_lease_holder"
     r = client.patch(f"/newapi/jobs/{mine['job_id']}/completed?worker_id=hosta-1", json=done, headers=bound)
     assert r.status_code == 200 and r.get_json()["state"] == "completed"
+
+
+def test_bound_workers_whose_worker_ids_would_overlap_are_refused(runner):
+    """'rack1' acts for ids starting 'rack1': a worker 'rack12' (or 'rack') would share some of
+    them (rack12-1), and either token could then complete the other's jobs."""
+    assert runner.invoke(args=["user", "add", "rack1", "--role", "worker"]).exit_code == 0
+    for name in ("rack12", "rack"):
+        result = runner.invoke(args=["user", "add", name, "--role", "worker"])
+        assert result.exit_code == 1, result.output
+        assert "rack1" in result.output and "Traceback" not in result.output
+    assert runner.invoke(args=["user", "add", "rack2", "--role", "worker"]).exit_code == 0
+    assert runner.invoke(args=["user", "add", "rack12", "--role", "user"]).exit_code == 0  # no worker ids
+
