@@ -18,7 +18,7 @@ import uuid
 from flask import current_app
 
 from object_challenge.accounts.models import User
-from object_challenge.core.errors import BadRequest, Forbidden
+from object_challenge.core.errors import BadRequest, Forbidden, store_of
 from object_challenge.core.extensions import mongo, redis
 from object_challenge.jobs import events as job_events
 from object_challenge.jobs.errors import (
@@ -82,8 +82,17 @@ def bound_prefix(identity):
         return None
     cached = _BOUND.get(identity.user_id)
     if cached is None or time.monotonic() - cached[1] > BOUND_TTL_S:
-        user = User.objects(user_id=identity.user_id).only("worker_prefix").first()
-        cached = (user.worker_prefix if user else None, time.monotonic())
+        try:
+            user = User.objects(user_id=identity.user_id).only("worker_prefix").first()
+        except Exception as exc:
+            if cached is None or store_of(exc) != "mongo":
+                raise
+            # MongoDB is down: the binding last read stays in force (asked again after
+            # BOUND_TTL_S), so the queue keeps working from Redis
+            log.warning("worker binding of user %s kept from the last read: mongo %s", identity.user_id, exc)
+            cached = (cached[0], time.monotonic())
+        else:
+            cached = (user.worker_prefix if user else None, time.monotonic())
         _BOUND[identity.user_id] = cached
     return cached[0]
 

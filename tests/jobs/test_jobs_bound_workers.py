@@ -48,3 +48,26 @@ def test_bound_workers_whose_worker_ids_would_overlap_are_refused(runner):
     assert runner.invoke(args=["user", "add", "rack2", "--role", "worker"]).exit_code == 0
     assert runner.invoke(args=["user", "add", "rack12", "--role", "user"]).exit_code == 0  # no worker ids
 
+
+def test_polls_go_on_from_redis_while_mongodb_is_down(client, monkeypatch):
+    """The binding is read from MongoDB; while MongoDB is down the last binding read stays in
+    force, so the queue keeps working from Redis (docs/jobs.md, *What each crash costs*) instead
+    of every worker's poll turning into a 503 once the 10 s cache ran out."""
+    from types import SimpleNamespace
+
+    import pymongo.errors
+
+    from object_challenge.jobs import service
+
+    for _ in range(2):
+        client.post("/newapi/queue", json=JOB, headers=USER)
+    assert client.get("/newapi/queue/poll?worker_id=w-1", headers=SHARED).status_code == 200  # binding read
+
+    def mongo_down(**_):
+        raise pymongo.errors.ServerSelectionTimeoutError("127.0.0.1: timed out")
+
+    monkeypatch.setattr(service, "User", SimpleNamespace(objects=mongo_down))
+    monkeypatch.setattr(service, "BOUND_TTL_S", 0.0)
+    answer = client.get("/newapi/queue/poll?worker_id=w-1", headers=SHARED)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert client.post("/newapi/workers/w-1", json={}, headers=SHARED).status_code == 200
