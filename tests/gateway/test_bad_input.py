@@ -200,30 +200,41 @@ def test_hostile_bodies(edge, method, path, name):
     send(edge, method, path, token=token, data=BODIES[name], headers={"Content-Type": "application/json"})
 
 
+# (data of one task, whether it can be stored: else a 400 bad_job naming the problem)
 JOB_DATA = {
-    "int above int64": 2**63,
-    "int below int64": -(2**63) - 1,
-    "nan": float("nan"),
-    "infinity": float("inf"),
-    "nul in a key": {"a\x00b": 1},
-    "dollar key": {"$where": 1},
-    "dotted key": {"a.b": 1},
-    "deep": "DEEP",
-    "string": "x",
-    "list": [1, 2],
+    "int above int64": (2**63, False),
+    "int below int64": (-(2**63) - 1, False),
+    "nan": (float("nan"), False),
+    "infinity": (float("inf"), False),
+    "nul in a key": ({"a\x00b": 1}, False),
+    "dollar key": ({"$where": 1}, False),
+    "deep": ("DEEP", False),
+    "dotted key": ({"a.b": 1}, True),
+    "string": ("x", True),
+    "list": ([1, 2], True),
 }
 
 
 @pytest.mark.parametrize("name", sorted(JOB_DATA))
 def test_enqueue_with_odd_data(edge, name):
-    data = JOB_DATA[name]
+    data, storable = JOB_DATA[name]
     if data == "DEEP":
-        raw_body = '{"module": "echo", "data": ' + DEEP + "}"
+        raw_body = '{"job_title": "t", "tasks": [{"module": "echo", "data": ' + DEEP + "}]}"
     else:
-        raw_body = json.dumps({"module": "echo", "data": data}, allow_nan=True)
-    send(
-        edge, "POST", "/newapi/queue", token="token_admin", data=raw_body, headers={"Content-Type": "application/json"}
+        raw_body = json.dumps({"job_title": "t", "tasks": [{"module": "echo", "data": data}]}, allow_nan=True)
+    answer = send(
+        edge,
+        "POST",
+        "/newapi/queue?queue=bad-input",
+        token="token_admin",
+        data=raw_body,
+        headers={"Content-Type": "application/json"},
     )
+    if storable:
+        assert answer.status_code == 201, answer.text
+    else:
+        assert answer.status_code == 400 and answer.json()["error"] == "bad_job", answer.text
+        assert answer.json()["message"].startswith("tasks[0].data: "), answer.text
 
 
 @pytest.mark.parametrize(
