@@ -19,6 +19,10 @@ db = MongoEngine()
 mongo = PyMongo()
 
 
+class _KnownDown(redis_lib.ConnectionError):
+    """Refused without asking Redis: it did not answer a moment ago."""
+
+
 class _Breaker:
     """Fail fast while Redis is known not to answer.
 
@@ -42,7 +46,7 @@ class _Breaker:
             if not self.down_until or self.prober == me:
                 return
             if now < self.down_until:
-                raise redis_lib.ConnectionError("redis did not answer a moment ago; not waiting for it again yet")
+                raise _KnownDown("redis did not answer a moment ago; not waiting for it again yet")
             # this thread probes; the others fail fast until it ends (its timeout, its answer
             # or its error clears or renews the mark; 30 s bounds a probe that never ends)
             self.down_until, self.prober = now + 30, me
@@ -65,6 +69,8 @@ class _FailFastConnection(redis_lib.Connection):
         except redis_lib.TimeoutError:
             self.breaker.timed_out()
             raise
+        except _KnownDown:  # from the health check's PING inside: the mark stays
+            raise
         except redis_lib.ConnectionError:
             self.breaker.answered()  # refused or reset: not hanging, and fast to find out again
             raise
@@ -74,6 +80,8 @@ class _FailFastConnection(redis_lib.Connection):
             response = super().read_response(*args, **kwargs)
         except redis_lib.TimeoutError:
             self.breaker.timed_out()
+            raise
+        except _KnownDown:
             raise
         except redis_lib.RedisError:
             self.breaker.answered()

@@ -123,6 +123,11 @@ def test_a_redis_that_hangs_is_a_503_and_then_fails_fast_until_it_answers(own_st
     client = outage_app.test_client()
     url = "/newapi/puzzle/1/"
     assert client.get(url, headers=auth("token_1")).status_code == 404
+    # as in a long-running service: pooled connections idle past health_check_interval send
+    # a PING first, whose own timeout must not clear the mark
+    pool = outage_app.extensions["redis"].connection_pool
+    for connection in pool._available_connections:
+        connection.next_health_check = 0
     redis_process = own_stores.processes[1]
     redis_process.send_signal(signal.SIGSTOP)
     try:
