@@ -54,7 +54,7 @@ def refused_users():
 
 
 def build():
-    users = list(User.objects(token_hash__ne=None).only("user_id", "name", "role", "token_hash"))
+    users = list(User.objects(token_hash__ne=None).only("user_id", "name", "role", "token_hash", "worker_prefix"))
     tokens = {}
     for u in users:
         problem = name_problem(u.name)

@@ -71,3 +71,48 @@ def test_polls_go_on_from_redis_while_mongodb_is_down(client, monkeypatch):
     answer = client.get("/newapi/queue/poll?worker_id=w-1", headers=SHARED)
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert client.post("/newapi/workers/w-1", json={}, headers=SHARED).status_code == 200
+
+
+def test_the_gateway_snapshot_carries_the_binding(app, runner, redis):
+    """The gateway answers polls and completions itself (lua/oc/job_lease.lua) and checks the
+    binding from the snapshot: without worker_prefix there, a bound token acted for any id."""
+    import hashlib
+    import json
+
+    assert runner.invoke(args=["user", "add", "hostq", "--role", "worker", "--token", "tok_hostq"]).exit_code == 0
+    entry = json.loads(redis.hget("oc:gw:tokens", hashlib.sha256(b"tok_hostq").hexdigest()))
+    assert entry["worker_prefix"] == "hostq"
+    shared = json.loads(redis.hget("oc:gw:tokens", hashlib.sha256(b"token_worker").hexdigest()))
+    assert "worker_prefix" not in shared  # the fixture token stays unbound
+
+
+def test_a_bound_worker_through_the_gateway(stack):
+    """The same binding on the gateway's own poll and completion path (make run: a token made
+    for 'hosta' polled as 'hostc-1' and completed its job, 200 both)."""
+    import requests
+    from gw import rid
+    from helpers import wait_until
+
+    name = rid("gwb").replace("-", "")
+    token = stack.manage("user", "add", name, "--role", "worker").stdout.split("token: ")[1].split()[0]
+    bound = auth(token)
+    api = stack.url + "/newapi"
+    wait_until(lambda: requests.get(api + "/workers", headers=bound, timeout=10).status_code == 200, timeout=10)
+    queue = rid("gwq")
+    for _ in range(2):
+        assert requests.post(f"{api}/queue?queue={queue}", json=JOB, headers=USER, timeout=10).status_code == 201
+    poll = f"{api}/queue/poll?queue={queue}"
+    assert requests.get(f"{poll}&worker_id=other-1", headers=bound, timeout=10).status_code == 403
+    assert requests.get(poll, headers=bound, timeout=10).status_code == 403
+    theirs = requests.get(f"{poll}&worker_id=other-1", headers=SHARED, timeout=10).json()
+    done = {"failed": False, "info": {}}
+    r = requests.patch(
+        f"{api}/jobs/{theirs['job_id']}/completed?worker_id=other-1", json=done, headers=bound, timeout=10
+    )
+    assert r.status_code == 403 and r.json()["error"] == "worker_not_bound", r.text
+    mine = requests.get(f"{poll}&worker_id={name}-1", headers=bound, timeout=10)
+    assert mine.status_code == 200, mine.text
+    r = requests.patch(
+        f"{api}/jobs/{mine.json()['job_id']}/completed?worker_id={name}-1", json=done, headers=bound, timeout=10
+    )
+    assert r.status_code == 200 and r.json()["state"] == "completed", r.text
