@@ -91,17 +91,20 @@ def run_threads(n, duration, body):
     return sum(counts), elapsed
 
 
-def round_trip(s, base, queue, worker):
-    """enqueue -> poll -> complete once; False when another client took the job."""
+def round_trip(s, base, queue, worker, service=False):
+    """enqueue -> poll -> complete once; False when another client took the job.
+    ``service``: poll and completion answered by the jobs service, not by the gateway's
+    oc.job_lease (a repeated worker_id is an argument the gateway leaves to the service)."""
+    who = [("worker_id", worker)] * (2 if service else 1)
     r = s.post(f"{base}/queue", params={"queue": queue}, json=JOB, headers=USER, timeout=30)
     assert r.status_code == 201, r.text
-    r = s.get(f"{base}/queue/poll", params={"queue": queue, "worker_id": worker}, headers=WORKER, timeout=30)
+    r = s.get(f"{base}/queue/poll", params=[("queue", queue), *who], headers=WORKER, timeout=30)
     if r.status_code == 404:  # another thread took "our" job first; the next loop evens out
         return False
     assert r.status_code == 200, r.text
     r = s.patch(
         f"{base}/jobs/{r.json()['job_id']}/completed",
-        params={"worker_id": worker},
+        params=who,
         json={"failed": False, "info": {"bench": True}},
         headers=WORKER,
         timeout=30,
@@ -110,12 +113,12 @@ def round_trip(s, base, queue, worker):
     return True
 
 
-def gateway_round_trips(base, queue, clients, duration):
+def gateway_round_trips(base, queue, clients, duration, service=False):
     def body(i, stop):
         s = requests.Session()
         done = 0
         while not stop.is_set():
-            done += round_trip(s, base, queue, f"bench-{i}")
+            done += round_trip(s, base, queue, f"bench-{i}", service)
         return done
 
     return run_threads(clients, duration, body)
@@ -464,13 +467,16 @@ def main(argv=None):
             t = results["round_trips"] = {}
             for clients in (1, 8):
                 n, elapsed = gateway_round_trips(base, f"bench-rt-{clients}", clients, args.duration)
+                k, elapsed3 = gateway_round_trips(base, f"bench-rs-{clients}", clients, args.duration, True)
                 m, elapsed2 = redis_round_trips(settings["REDIS_URL"], clients, args.duration)
                 t[str(clients)] = {
                     "gateway_per_s": round(n / elapsed, 1),
+                    "service_poll_complete_per_s": round(k / elapsed3, 1),
                     "plain_redis_per_s": round(m / elapsed2, 1),
                 }
                 say(
                     f"{clients} client(s): gateway enqueue->poll->complete {n / elapsed:7.1f}/s | "
+                    f"poll+complete by the jobs service {k / elapsed3:7.1f}/s | "
                     f"plain Redis LPUSH->RPOP->SET {m / elapsed2:8.1f}/s"
                 )
 
