@@ -409,8 +409,12 @@ class Jobs:
         running job's lease was lost with Redis, as if it had expired). Returns the ids."""
         recovered = []
         now = utcnow()
-        for doc in self.store.queued.find({"state": {"$in": ["queued", "running"]}}).sort("added", 1):
-            if self.queue.live(doc["_id"]) or self.store.final_state(doc["_id"]):
+        docs = list(self.store.queued.find({"state": {"$in": ["queued", "running"]}}).sort("added", 1))
+        ids = [doc["_id"] for doc in docs]
+        live = self.queue.live_many(ids) if ids else {}  # one Redis round trip, one MongoDB query
+        final = self.store.final_ids(ids)  # per final collection: not one of each per job
+        for doc in docs:
+            if live[doc["_id"]] or doc["_id"] in final:
                 continue
             doc = public(doc)
             doc.update({"state": "queued", "worker_id": None, "lease_expires_at": None, "not_before": None})

@@ -133,6 +133,15 @@ class JobStore:
             again = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents if d["_id"] in stored]
             collection.bulk_write(again, ordered=False)
 
+    def final_ids(self, job_ids, chunk=IN_CHUNK):
+        """The ids among ``job_ids`` that MongoDB has in a final state (one query per final
+        collection and chunk, not one per job)."""
+        found = set()
+        for collection in self.final.values():
+            for i in range(0, len(job_ids), chunk):
+                found.update(d["_id"] for d in collection.find({"_id": {"$in": job_ids[i : i + chunk]}}, {"_id": 1}))
+        return found
+
     def final_state(self, job_id):
         """The final state MongoDB has for the job, or None."""
         for state, collection in self.final.items():

@@ -38,3 +38,21 @@ def test_jobs_stats_counts_by_state(client, runner):
     client.post("/newapi/queue", json=JOB, headers=USER)
     stats = json.loads(runner.invoke(args=["jobs", "stats"]).output)
     assert stats["queues"]["queue"]["waiting"] == 1 and stats["completed"] == 0
+
+
+def test_jobs_recover_asks_mongodb_per_collection_not_per_job(client, runner, redis, monkeypatch):
+    """The scheduler runs it after every Redis restart: with 200 jobs queued on the MongoDB
+    stand-in under load, one final_state lookup per job made a recovery pass 18 s long."""
+    from object_challenge.jobs.store import JobStore
+
+    ids = [client.post("/newapi/queue", json=JOB, headers=USER).get_json()["job_id"] for _ in range(30)]
+    assert runner.invoke(args=["jobs", "tick"]).exit_code == 0  # the recorder writes the records
+    redis.flushdb()
+    lookups = []
+    real = JobStore.final_state
+    monkeypatch.setattr(JobStore, "final_state", lambda self, job_id: lookups.append(job_id) or real(self, job_id))
+    result = runner.invoke(args=["jobs", "recover"])
+    assert result.exit_code == 0 and "30 jobs recovered" in result.output
+    assert lookups == []
+    assert "0 jobs recovered" in runner.invoke(args=["jobs", "recover"]).output  # Redis has them now
+    assert len(ids) == 30
