@@ -7,12 +7,12 @@ Redis has not lost its data since the last recovery and nothing is done. When th
 marker is gone (a Redis restarted without its append-only file, a FLUSHALL, a new
 empty Redis), it
 
-- queues again every job MongoDB has as queued or running (``jobs().recover()``,
-  what ``manage.py jobs recover`` does),
 - reloads every active puzzle into Redis (``flush.reload_missing``: each board
   continues its sequence numbers above any number handed out before the loss,
   and its watchers get a ``reload`` event),
 - republishes the gateway snapshot,
+- queues again every job MongoDB has as queued or running (``jobs().recover()``,
+  what ``manage.py jobs recover`` does; last, as it reads every such job),
 
 and then sets the marker. When the marker is there but Redis restarted (another
 ``run_id``: it came back from its append-only file, which may lack the last second),
@@ -42,14 +42,22 @@ def recover_if_redis_lost():
     marker = redis.get(MARKER)
     if marker == run_id:
         return None
-    recovered = {"jobs": len(jobs().recover())}
+    # the boards and the snapshot first: they are quick, and until the boards skip ahead moves
+    # may reuse the numbers a lost second took; the jobs step reads every queued job from MongoDB
+    recovered, skipped = {}, {}
     if marker is None:
         what = "had lost its data"
         recovered["puzzles reloaded"] = flush.reload_missing()
     else:
         what = "restarted from its append-only file"
-        recovered["puzzles skipped ahead"] = sum(flush.skip_ahead(pid) for pid in redis.smembers(publish_keys.LIVE))
+        # every board first (Redis only), then MongoDB's seq of each (a whole-document write on the stand-in)
+        skipped = {pid: flush.skip_ahead(pid, keep=False) for pid in redis.smembers(publish_keys.LIVE)}
+        recovered["puzzles skipped ahead"] = sum(bool(seq) for seq in skipped.values())
     recovered["snapshot"] = bool(snapshot.republish_if_missing())
+    for pid, seq in skipped.items():
+        if seq:
+            flush.keep_seq(pid, seq)
+    recovered["jobs"] = len(jobs().recover())
     redis.set(MARKER, run_id)
     log.warning("Redis %s (marker %s): recovered %s at %s", what, MARKER, recovered, time.strftime("%H:%M:%S"))
     return recovered

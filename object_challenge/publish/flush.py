@@ -124,13 +124,13 @@ def reload(puzzle):
     seq = puzzle.seq if clean else puzzle.seq + SEQ_GAP
     loaded = board.current().load(puzzle, seq=seq)
     if loaded and not clean:
-        _keep_seq(puzzle.puzzle_id, seq)
         log.warning("puzzle %s reloaded into Redis from MongoDB (seq %s) at seq %s", puzzle.puzzle_id, puzzle.seq, seq)
         announce_reload(puzzle.puzzle_id, seq)
+        keep_seq(puzzle.puzzle_id, seq)
     return loaded
 
 
-def _keep_seq(puzzle_id, seq):
+def keep_seq(puzzle_id, seq):
     """MongoDB's seq becomes at least ``seq`` (its pieces stay as written back): a board
     Redis loses again before its next write-back reloads SEQ_GAP above this, not above the
     old write-back, so no number is handed out twice."""
@@ -143,15 +143,17 @@ return redis.call('HINCRBY', KEYS[1], 'seq', ARGV[1])
 """
 
 
-def skip_ahead(puzzle_id):
+def skip_ahead(puzzle_id, keep=True):
     """After Redis restarted from its append-only file (which may lack the last second
-    of moves): continue the board's sequence SEQ_GAP higher and tell its watchers."""
+    of moves): continue the board's sequence SEQ_GAP higher and tell its watchers; then
+    (``keep``) raise MongoDB's seq to it. Returns the new seq, or False (no board)."""
     seq = redis.eval(_BUMP, 1, keys.meta(puzzle_id), SEQ_GAP)
     if seq is None:
         return False
-    _keep_seq(puzzle_id, seq)
     announce_reload(puzzle_id, seq)
-    return True
+    if keep:
+        keep_seq(puzzle_id, seq)
+    return seq
 
 
 def reload_missing():

@@ -68,3 +68,34 @@ def test_the_seq_never_goes_back_when_redis_is_lost_after_a_restart_from_its_aof
     assert handed_out == 2 + flush.SEQ_GAP
     redis.flushdb()  # then lost everything before the next write-back
     assert p.puzzle()["seq"] > handed_out
+
+
+def test_recovery_puts_the_boards_and_the_snapshot_right_before_the_jobs(app, make_puzzle, player, redis, monkeypatch):
+    """The jobs step reads every queued job from MongoDB (seconds with many): until the boards
+    skip ahead, moves reuse the numbers the append-only file lost; until the snapshot is back,
+    the gateway has no tokens."""
+    from object_challenge.core import keys as core_keys
+    from object_challenge.jobs import service as jobs_service
+    from object_challenge.ops import recovery
+    from object_challenge.publish import flush, keys
+
+    puzzle_id = make_puzzle()
+    p = player("token_1", puzzle_id)
+    seq = int(p.take_and_move(1, 50, 60).headers["X-Puzzle-Seq"])
+    with app.app_context():
+        flush.flush_puzzle(puzzle_id)
+        seen = []
+        service = jobs_service.jobs()
+        real = service.recover
+
+        def recover():
+            board = redis.hget(keys.meta(puzzle_id), "seq")
+            seen.append((int(board) if board else None, bool(redis.exists(core_keys.GW_VERSION))))
+            return real()
+
+        monkeypatch.setattr(service, "recover", recover)
+        redis.set(recovery.MARKER, "run-id-of-the-redis-before-the-restart")  # restarted from its AOF
+        recovery.recover_if_redis_lost()
+        redis.flushdb()  # then lost everything
+        recovery.recover_if_redis_lost()
+    assert seen == [(seq + flush.SEQ_GAP, True), (seq + 2 * flush.SEQ_GAP, True)]
