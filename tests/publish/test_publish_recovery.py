@@ -18,6 +18,10 @@ def test_recovery_after_redis_lost_everything(app, make_puzzle, player, redis):
         done = recovery.recover_if_redis_lost()
     assert done["puzzles reloaded"] == 1 and done["snapshot"]
     assert p.puzzle()["seq"] == 1 + flush.SEQ_GAP  # reloaded by the scheduler, not by a request
+    with app.app_context():
+        from object_challenge.publish.models import Puzzle
+
+        assert Puzzle.objects(puzzle_id=puzzle_id).first().seq == 1 + flush.SEQ_GAP  # a second loss goes higher
 
 
 def test_recovery_after_a_redis_restart_skips_each_live_board_ahead(app, make_puzzle, player, redis):
