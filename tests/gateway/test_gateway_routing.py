@@ -44,6 +44,11 @@ def test_index_takes_get_only(stack):
         # a puzzle no test creates: the gateway hands a puzzle Redis does not hold to the service
         ("/newapi/puzzle/999999/piece/2/token/", "publish"),
         ("/newapi/puzzle/1/updates/?since=0", "publish"),
+        ("/newapi/runs", "jobs"),
+        ("/newapi/runs/x", "jobs"),
+        ("/newapi/run_program", "jobs"),
+        ("/newapi/campaigns", "jobs"),
+        ("/newapi/dashboard/queues", "api"),
         ("/dashboard/", "api"),
         ("/puzzle/1/", "api"),
     ],
