@@ -34,6 +34,8 @@ class OperatorGroup(FlaskGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.ClickException:
+            raise  # the command said what happened (e.g. "redis is not answering ...; nothing was changed")
         except Exception as exc:
             store = store_of(exc)
             if store is None:

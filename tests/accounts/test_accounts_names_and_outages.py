@@ -109,6 +109,7 @@ def test_user_add_with_redis_down_changes_nothing_and_says_so_in_one_line(app, c
     assert "Traceback" not in result.stderr + result.stdout
     assert "redis is not answering" in result.stderr and "nothing was changed" in result.stderr
     assert len((result.stdout + result.stderr).strip().splitlines()) == 1
+    assert result.stderr.count("not answering") == 1 and "the command stopped" not in result.stderr  # said once
     with app.app_context():
         assert User.objects(name="ghost").count() == 0
 
