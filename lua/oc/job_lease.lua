@@ -15,6 +15,7 @@
 -- and a job of a module whose completions the service must see (hooks).
 local cjson = require "cjson.safe"
 local keys = require "oc.keys"
+local service_scripts = require "oc.service_scripts"
 local store = require "oc.store"
 
 local ngx = ngx
@@ -29,40 +30,25 @@ local codec = cjson.new()
 
 local _M = {}
 
-local SETTINGS_TTL = 1 -- s a worker keeps oc:jobs:gateway
 local NUMBERS = { "lease_ms", "expire_batch", "poll_scan", "max_modules", "max_depth" }
 local POLL = [[^/newapi/queue/poll/?$]]
 local COMPLETE = [[^/newapi/jobs/([A-Za-z0-9_.:-]{1,128})/completed$]]
 local BODY_MAX = 16384 -- bytes of a completion the gateway checks itself
 local DIGITS_MAX = 14 -- digits of one number (cjson's precision)
 
-local cached = { at = -1, conf = false }
+local scripts = service_scripts.new(keys.jobs_gateway, NUMBERS, "job_lease")
 
--- oc:jobs:gateway as a table (cached SETTINGS_TTL), false when the service
--- has not published it, or nil, err.
+-- oc:jobs:gateway (oc.service_scripts), its `hooked` modules as a set.
 local function script_settings(red)
-    local now = ngx.now()
-    if now - cached.at < SETTINGS_TTL then
-        return cached.conf
-    end
-    local res, err = red:hgetall(keys.jobs_gateway)
-    if not res then
-        return nil, err
-    end
-    local conf = false
-    if #res > 0 then
-        conf = red:array_to_hash(res)
-        for _, name in ipairs(NUMBERS) do
-            conf[name] = tonumber(conf[name])
-        end
+    local conf, err = scripts:settings(red)
+    if conf and type(conf.hooked) == "string" then
         local hooked = {}
-        for m in (conf.hooked or ""):gmatch("[^,]+") do
+        for m in conf.hooked:gmatch("[^,]+") do
             hooked[m] = true
         end
         conf.hooked = hooked
     end
-    cached.at, cached.conf = now, conf
-    return conf
+    return conf, err
 end
 
 -- Milliseconds -> ISO 8601 as Python's datetime.isoformat() writes them
@@ -252,21 +238,6 @@ local function caller_args(ident, conf, poll)
     return worker, queue, modules
 end
 
-local function eval(red, ...)
-    local res, err = red:evalsha(...)
-    if not res then
-        if err and err:find("NOSCRIPT", 1, true) then
-            cached.at = -1
-            store.release(red)
-        else
-            red:close()
-            ngx.log(ngx.WARN, "job_lease: redis evalsha: ", err, "; the jobs service decides")
-        end
-        return nil
-    end
-    return cjson.decode(res)
-end
-
 local function ok(body)
     return { status = 200, headers = { ["Content-Type"] = "application/json", ["Content-Length"] = #body },
              body = body }
@@ -278,13 +249,12 @@ local function poll(red, conf, ident)
         store.release(red)
         return false
     end
-    local data = eval(red, conf.poll, 3, keys.jobs_queue(queue), keys.jobs_queue_attributes(queue),
+    local data = scripts:eval(red, conf.poll, 3, keys.jobs_queue(queue), keys.jobs_queue_attributes(queue),
         keys.jobs_worker_attributes(worker ~= "" and worker or "-"), conf.prefix, worker,
         conf.lease_ms, conf.expire_batch, modules, conf.poll_scan, queue, "1")
     if not data then
         return false
     end
-    store.release(red)
     local job = data.job
     if type(job) ~= "table" then
         return false -- refused or empty: the service polls again and words it
@@ -327,12 +297,11 @@ local function complete(red, conf, ident, job_id)
             return false
         end
     end
-    local data = eval(red, conf.complete, 1, keys.jobs_job(job_id), conf.prefix, job_id, worker,
+    local data = scripts:eval(red, conf.complete, 1, keys.jobs_job(job_id), conf.prefix, job_id, worker,
         c.failed and "failed" or "completed", c.result, c.reported, "1")
     if not data then
         return false
     end
-    store.release(red)
     if not data.ok then
         return false -- refused: nothing changed; the service words it
     end
@@ -385,11 +354,6 @@ function _M.answer(ident)
         return complete(red, conf, ident, job_id)
     end
     return poll(red, conf, ident)
-end
-
--- tests: forget the cached settings
-function _M.forget()
-    cached.at, cached.conf = -1, false
 end
 
 return _M

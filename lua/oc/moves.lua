@@ -11,6 +11,7 @@
 local cjson = require "cjson.safe"
 local contract = require "oc.move_contract"
 local keys = require "oc.keys"
+local service_scripts = require "oc.service_scripts"
 local store = require "oc.store"
 
 local ngx = ngx
@@ -21,33 +22,10 @@ local random = require("oc.compat").random
 
 local _M = {}
 
-local SETTINGS_TTL = 1 -- s a worker keeps oc:pub:scripts
 local NUMBERS = { "lock_ms", "token_ms", "rate_limit", "window_ms", "ban_ms", "tolerance", "retained" }
 local ROUTE = [[^/newapi/puzzle/(\d{1,12})/piece/(\d{1,9})/(token|move)/$]]
 
-local cached = { at = -1, conf = false }
-
--- oc:pub:scripts as a table (cached SETTINGS_TTL), false when the service
--- has not published it, or nil, err.
-local function script_settings(red)
-    local now = ngx.now()
-    if now - cached.at < SETTINGS_TTL then
-        return cached.conf
-    end
-    local res, err = red:hgetall(keys.pub_scripts)
-    if not res then
-        return nil, err
-    end
-    local conf = false
-    if #res > 0 then
-        conf = red:array_to_hash(res)
-        for _, name in ipairs(NUMBERS) do
-            conf[name] = tonumber(conf[name])
-        end
-    end
-    cached.at, cached.conf = now, conf
-    return conf
-end
+local scripts = service_scripts.new(keys.pub_scripts, NUMBERS, "moves")
 
 local function new_token()
     local bytes = random.bytes(18, true) or random.bytes(18)
@@ -92,7 +70,7 @@ function _M.answer(player)
         ngx.log(ngx.WARN, "moves: ", err, "; the publish service decides")
         return false
     end
-    local conf = script_settings(red)
+    local conf = scripts:settings(red)
     if not conf then
         store.release(red)
         return false
@@ -103,20 +81,10 @@ function _M.answer(player)
         store.release(red)
         return nil, err
     end
-    local res
-    res, err = red:evalsha(unpack(args))
-    if not res then
-        if err and err:find("NOSCRIPT", 1, true) then
-            cached.at = -1
-            store.release(red)
-        else
-            red:close()
-            ngx.log(ngx.WARN, "moves: redis evalsha: ", err, "; the publish service decides")
-        end
+    local data = scripts:eval(red, unpack(args))
+    if not data then
         return false
     end
-    store.release(red)
-    local data = cjson.decode(res)
     if data.refused then
         local refusal = contract.refusal(step, data, p, n, conf)
         if not refusal then
