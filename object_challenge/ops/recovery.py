@@ -7,10 +7,10 @@ Redis has not lost its data since the last recovery and nothing is done. When th
 marker is gone (a Redis restarted without its append-only file, a FLUSHALL, a new
 empty Redis), it
 
+- republishes the gateway snapshot,
 - reloads every active puzzle into Redis (``flush.reload_missing``: each board
   continues its sequence numbers above any number handed out before the loss,
   and its watchers get a ``reload`` event),
-- republishes the gateway snapshot,
 - queues again every job MongoDB has as queued or running (``jobs().recover()``,
   what ``manage.py jobs recover`` does; last, as it reads every such job),
 
@@ -42,9 +42,10 @@ def recover_if_redis_lost():
     marker = redis.get(MARKER)
     if marker == run_id:
         return None
-    # the boards and the snapshot first: they are quick, and until the boards skip ahead moves
-    # may reuse the numbers a lost second took; the jobs step reads every queued job from MongoDB
-    recovered, skipped = {}, {}
+    # the snapshot and the boards first: until the snapshot is back the api service checks every
+    # token, until the boards skip ahead moves may reuse the numbers a lost second took; the jobs
+    # step reads every queued job from MongoDB
+    recovered, skipped = {"snapshot": bool(snapshot.republish_if_missing())}, {}
     if marker is None:
         what = "had lost its data"
         recovered["puzzles reloaded"] = flush.reload_missing()
@@ -53,7 +54,6 @@ def recover_if_redis_lost():
         # every board first (Redis only), then MongoDB's seq of each (a whole-document write on the stand-in)
         skipped = {pid: flush.skip_ahead(pid, keep=False) for pid in redis.smembers(publish_keys.LIVE)}
         recovered["puzzles skipped ahead"] = sum(bool(seq) for seq in skipped.values())
-    recovered["snapshot"] = bool(snapshot.republish_if_missing())
     for pid, seq in skipped.items():
         if seq:
             flush.keep_seq(pid, seq)
