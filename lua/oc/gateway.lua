@@ -36,6 +36,7 @@ local ERR_BUCKET_METHOD = "use POST /bucket"
 local ERR_PURGE_METHOD = "use DELETE /newapi/_cache/<path> or PURGE <path>"
 local ERR_INDEX_METHOD = "GET / only"
 local ERR_HEALTHZ_METHOD = "GET /healthz only"
+local ERR_METRICS_METHOD = "GET /_metrics only"
 local ERR_REDIRECT = "the resource is at the address in the Location header"
 local ERR_STREAM_LOADING = "the puzzle is being loaded; retry shortly"
 local ERR_STREAM_METHOD = "streams take GET only"
@@ -384,7 +385,7 @@ end
 -- GET /_metrics on the internal METRICS_ADDR listener: Prometheus text.
 function _M.metrics()
     if req.get_method() ~= "GET" and req.get_method() ~= "HEAD" then
-        return refuse(errors.new(405, "method_not_allowed", "GET /_metrics only", { Allow = "GET" }))
+        return refuse(errors.new(405, "method_not_allowed", ERR_METRICS_METHOD, { Allow = "GET" }))
     end
     ngx.header["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
     ngx.print(metrics.render(snapshot.version()))

@@ -67,6 +67,12 @@ def test_the_public_port_answers_404_for_every_metrics_path(stack):
         assert answer.status_code == 404, (path, answer.status_code)
 
 
+def test_the_metrics_listener_takes_get_only(stack):
+    answer = requests.post(f"http://{stack.settings['METRICS_ADDR']}/_metrics", timeout=10)
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET"
+    assert (answer.json()["error"], answer.json()["message"]) == ("method_not_allowed", "GET /_metrics only")
+
+
 def gateway_metrics(stack):
     answer = requests.get(f"http://{stack.settings['METRICS_ADDR']}/_metrics", timeout=10)
     assert answer.status_code == 200, answer.text[:200]
