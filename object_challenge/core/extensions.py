@@ -19,44 +19,61 @@ db = MongoEngine()
 mongo = PyMongo()
 
 
-class _KnownDown(redis_lib.ConnectionError):
+class RedisNotAnswering(redis_lib.ConnectionError):
     """Refused without asking Redis: it did not answer a moment ago."""
 
 
 class _Breaker:
     """Fail fast while Redis is known not to answer.
 
-    A read that times out marks Redis down for ``hold`` seconds: meanwhile every command
-    fails at once (a ConnectionError, so a 503 ``store_unavailable``) instead of holding
-    its thread for the socket timeout. After that one command at a time probes it (the
-    others keep failing fast); the first answer clears the mark. A refused connection is
-    fast already and does not mark anything (Redis restarting is used again at once)."""
+    A read that times out marks Redis down for ``hold`` seconds (STORE_TIMEOUT_SECONDS):
+    meanwhile every command fails at once (a ConnectionError, so a 503 ``store_unavailable``)
+    instead of holding its thread for the socket timeout. After that the next command first
+    sends a PING on a connection of its own that waits at most ``hold`` (one thread at a
+    time; the others keep failing at once): an answer clears the mark, silence renews it.
+    A refused connection is fast already and marks nothing (a restarting Redis is used again
+    at once)."""
 
     def __init__(self, hold):
         self.hold = hold
         self.down_until = 0.0
-        self.prober = None  # the thread whose command probes
+        self.probe_kwargs = None  # the client's connection settings with short timeouts (init_app)
         self.lock = threading.Lock()
 
     def check(self):
         if not self.down_until:
             return
-        with self.lock:
-            now, me = time.monotonic(), threading.get_ident()
-            if not self.down_until or self.prober == me:
+        if time.monotonic() < self.down_until or not self.lock.acquire(blocking=False):
+            raise RedisNotAnswering("redis did not answer a moment ago; not waiting for it again yet")
+        try:
+            if not self.down_until:
                 return
-            if now < self.down_until:
-                raise _KnownDown("redis did not answer a moment ago; not waiting for it again yet")
-            # this thread probes; the others fail fast until it ends (its timeout, its answer
-            # or its error clears or renews the mark; 30 s bounds a probe that never ends)
-            self.down_until, self.prober = now + 30, me
+            if self._answers():
+                self.down_until = 0.0
+                return
+            self.down_until = time.monotonic() + self.hold
+            raise RedisNotAnswering(f"redis did not answer a PING within {self.hold:g} s")
+        finally:
+            self.lock.release()
+
+    def _answers(self):
+        probe = redis_lib.Connection(**self.probe_kwargs)
+        try:
+            probe.connect()
+            probe.send_command("PING")
+            probe.read_response()
+            return True
+        except redis_lib.RedisError:
+            return False
+        finally:
+            probe.disconnect()
 
     def timed_out(self):
-        self.down_until, self.prober = time.monotonic() + self.hold, None
+        self.down_until = time.monotonic() + self.hold
 
     def answered(self):
         if self.down_until:
-            self.down_until, self.prober = 0.0, None
+            self.down_until = 0.0
 
 
 class _FailFastConnection(redis_lib.Connection):
@@ -69,7 +86,7 @@ class _FailFastConnection(redis_lib.Connection):
         except redis_lib.TimeoutError:
             self.breaker.timed_out()
             raise
-        except _KnownDown:  # from the health check's PING inside: the mark stays
+        except RedisNotAnswering:  # from the health check's PING inside: the mark stays
             raise
         except redis_lib.ConnectionError:
             self.breaker.answered()  # refused or reset: not hanging, and fast to find out again
@@ -81,7 +98,7 @@ class _FailFastConnection(redis_lib.Connection):
         except redis_lib.TimeoutError:
             self.breaker.timed_out()
             raise
-        except _KnownDown:
+        except RedisNotAnswering:
             raise
         except redis_lib.RedisError:
             self.breaker.answered()
@@ -99,8 +116,9 @@ class RedisProxy:
         # leaves room for a slow script on a loaded host; once a read timed out, Redis is
         # known down and commands fail at once for STORE_TIMEOUT_SECONDS (_Breaker)
         timeout = app.config.get("STORE_TIMEOUT_SECONDS", 1.0)
-        connection_class = type("FailFastConnection", (_FailFastConnection,), {"breaker": _Breaker(timeout)})
-        app.extensions["redis"] = redis_lib.Redis.from_url(
+        breaker = _Breaker(timeout)
+        connection_class = type("FailFastConnection", (_FailFastConnection,), {"breaker": breaker})
+        client = app.extensions["redis"] = redis_lib.Redis.from_url(
             app.config["REDIS_URL"],
             connection_class=connection_class,
             decode_responses=True,
@@ -109,6 +127,13 @@ class RedisProxy:
             health_check_interval=30,
             retry=Retry(NoBackoff(), 1),
         )
+        breaker.probe_kwargs = {
+            **client.connection_pool.connection_kwargs,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "health_check_interval": 0,
+            "retry": Retry(NoBackoff(), 0),
+        }
 
     @property
     def client(self):

@@ -116,7 +116,8 @@ def test_mongo_down_is_a_fast_503_on_bucket_create_and_list_and_recovers(own_sto
 def test_a_redis_that_hangs_is_a_503_and_then_fails_fast_until_it_answers(own_stores, outage_app):
     """A Redis that accepts connections but does not answer (stopped, a full network queue): the
     first request waits at most the socket timeout, later ones fail at once while it is known
-    to be down, and it is used again as soon as it answers (issue 17: the publish service held
+    to be down (or after a PING of at most STORE_TIMEOUT_SECONDS), and it is used again as soon
+    as it answers (issue 17: the publish service held
     each request 40 s, one 5 s timeout and its retry per Redis call, and the gateway gave 504)."""
     import signal
 
@@ -139,6 +140,11 @@ def test_a_redis_that_hangs_is_a_503_and_then_fails_fast_until_it_answers(own_st
             took.append(seconds)
         assert took[0] < 7, f"the first request waited {took[0]:.1f} s (socket timeout 5 s)"
         assert max(took[1:]) < 0.5, f"a Redis known to be down still held requests: {took}"
+        # past STORE_TIMEOUT_SECONDS (1 s) a request asks again, but waits at most that long
+        for _ in range(2):
+            time.sleep(1.2)
+            answer, seconds = _timed(lambda: client.get(url, headers=auth("token_1")))
+            assert answer.status_code == 503 and seconds < 2, (answer.status_code, seconds)
     finally:
         redis_process.send_signal(signal.SIGCONT)
     from helpers import wait_until
