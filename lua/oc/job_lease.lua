@@ -97,27 +97,59 @@ function _M.modules(value, conf)
     return concat(names, ",")
 end
 
+-- The body with every string literal emptied (""), or nil when a string does
+-- not end: what the number and bracket rules look at.
+local function without_strings(raw)
+    local out, i = {}, 1
+    while true do
+        local q = raw:find('"', i, true)
+        if not q then
+            out[#out + 1] = raw:sub(i)
+            return concat(out)
+        end
+        out[#out + 1] = raw:sub(i, q - 1) .. '""'
+        local j = q + 1
+        while true do
+            local c = raw:find('["\\]', j)
+            if not c then
+                return nil
+            end
+            if raw:byte(c) == 92 then -- a backslash: skip the escaped character
+                j = c + 2
+            else
+                j = c + 1
+                break
+            end
+        end
+        i = j
+    end
+end
+
 -- A completion body the gateway stores itself: {result = the result JSON (as
 -- service.Jobs.complete builds it: failed, info, result, message), info = its
 -- info member's JSON, failed, reported = the worker id it names}, or nil when
 -- the service must decide. Only a plain subset is taken here, so that it cannot accept what
 -- the service refuses nor store it differently (tests/cases/job_completions.json,
--- run by both): ASCII without escapes \u, no key starting with $, no empty
--- array, at most max_depth / 2 brackets, numbers of at most 14 digits and no
--- exponent, NaN, Infinity or all-zero fraction (1.0 stays a float there).
+-- run by both): ASCII without escapes \u, no string starting with $; outside
+-- strings: no empty array, at most max_depth / 2 brackets, numbers of at most
+-- 14 digits and no exponent, NaN, Infinity or all-zero fraction (1.0 stays a
+-- float there).
 function _M.completion(raw, conf)
     raw = raw or ""
-    if #raw > BODY_MAX or raw:find("[\128-\255]") or raw:find("\\u", 1, true)
-        or raw:find('"$', 1, true) or raw:find("%[%s*%]") or raw:find("NaN", 1, true)
-        or raw:find("Infinity", 1, true) then
+    if #raw > BODY_MAX or raw:find("[\128-\255]") or raw:find("\\u", 1, true) or raw:find('"$', 1, true) then
         return nil
     end
-    local _, brackets = raw:gsub("[%[{]", "")
+    local bare = without_strings(raw)
+    if not bare or bare:find("%[%s*%]") or bare:find("NaN", 1, true) or bare:find("Infinity", 1, true) then
+        return nil
+    end
+    local _, brackets = bare:gsub("[%[{]", "")
     if brackets > floor(conf.max_depth / 2) then
         return nil
     end
-    for number in raw:gmatch("[%d.eE+-]+") do
-        if number:find("%d[eE]") or number:find("%d%.0+$") or number:find("%d%.0+[^%d]") then
+    for number in bare:gmatch("[%d.eE+-]+") do
+        local numeric = number:find("%d")
+        if numeric and (number:find("[eE]") or number:find("%d%.0+$") or number:find("%d%.0+[^%d]")) then
             return nil
         end
         local _, digits = number:gsub("%d", "")

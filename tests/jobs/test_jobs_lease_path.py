@@ -104,11 +104,14 @@ def test_poll_and_completion_answered_by_the_gateway_match_the_service(stack, pu
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_a_completion_body_is_stored_as_the_service_stores_it(stack, published, case):
     """tests/cases/job_completions.json: the gateway takes only what the service would take,
-    and stores it as the service would (types too: 1.0 stays a float)."""
+    and stores it as the service would (types too: 1.0 stays a float); `gateway` says
+    whether the gateway decides it itself (the plain subset) or hands it to the service."""
     queue = f"lc-{uuid.uuid4().hex[:8]}"
     job_id = enqueue(stack, queue)
     assert poll(stack, queue, "lc-w").status_code == 200
-    answer = complete(stack, job_id, "lc-w", case["body"])
+    request_id = rid("case")
+    answer = complete(stack, job_id, "lc-w", case["body"], request_id=request_id)
+    assert (upstream(stack, request_id) == "") == case["gateway"]
     try:  # the service reads an empty body and `null` as {}
         body = (json.loads(case["body"]) if case["body"].strip() else None) or {}
     except ValueError:
