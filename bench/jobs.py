@@ -40,6 +40,7 @@ from pathlib import Path
 
 import redis as redis_lib
 import requests
+from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,6 +49,7 @@ from object_challenge.core.config import settings_from_env  # noqa: E402
 from object_challenge.core.counting import count as count_documents  # noqa: E402
 from object_challenge.dev.devstack import Stack, isolated_env  # noqa: E402
 from object_challenge.jobs import keys  # noqa: E402
+from object_challenge.jobs.store import JobStore  # noqa: E402
 
 JOB = {"job_title": "bench", "tasks": [{"module": "echo", "data": {"n": 1}}]}
 USER = {"Authorization": "Token token_1"}
@@ -230,8 +232,8 @@ def ours(stack, base, settings, n_workers, n_jobs):
 
 
 def rq_baseline(settings, n_workers, n_jobs):
-    from rq import Queue
-    from rq.registry import FinishedJobRegistry
+    from rq import Queue  # noqa: PLC0415 -- a bench-only dependency; bench/run.py loads every module
+    from rq.registry import FinishedJobRegistry  # noqa: PLC0415 -- as above
 
     r = redis_lib.Redis.from_url(settings["REDIS_URL"])
     name = f"bench-rq-{n_workers}-{uuid.uuid4().hex[:4]}"
@@ -318,7 +320,6 @@ def recorded_cost(base, settings, samples):
     """With the recorder caught up: enqueue->poll->complete latency through the gateway
     (the request path), then the recorder's time per job to write those ``samples`` jobs.
     Returns (latency percentiles, recorder s per job, completed records in MongoDB)."""
-    from pymongo import MongoClient
 
     r = redis_lib.Redis.from_url(settings["REDIS_URL"], decode_responses=True)
     wait_recorded(r)
@@ -339,9 +340,6 @@ def recorded_cost(base, settings, samples):
 def record_write_cost(settings, n=200):
     """The recorder's own write (``JobStore.write``) of ``n`` finished jobs shaped like the
     last recorded one, timed, then removed again: seconds per job at the current size."""
-    from pymongo import MongoClient
-
-    from object_challenge.jobs.store import JobStore
 
     mongo = MongoClient(settings["MONGO_URI"])
     store = JobStore.from_config(mongo, settings)
@@ -359,7 +357,6 @@ def record_write_cost(settings, n=200):
 def fill_records(base, settings, target, seconds, clients=4):
     """Finish jobs (bulk enqueue, polls and completions through the gateway, ``clients``
     threads) until MongoDB has about ``target`` completed records or ``seconds`` have passed."""
-    from pymongo import MongoClient
 
     mongo = MongoClient(settings["MONGO_URI"])
     completed = mongo[settings["MONGO_JOB_DB"]][settings["MONGO_JOB_COLL_COMPLETED"]]
