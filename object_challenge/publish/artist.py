@@ -12,8 +12,9 @@ import random
 
 from flask import has_app_context
 
+from object_challenge.core.extensions import redis
 from object_challenge.jobs.tasks import TaskFailed, register_task
-from object_challenge.publish import board
+from object_challenge.publish import board, keys
 from object_challenge.publish.models import Piece, Puzzle
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,17 @@ def create_pieces(puzzle_id, seed=None):
         pieces = layout(
             puzzle.rows, puzzle.cols, puzzle.table_width, puzzle.table_height, puzzle.piece_width, random.Random(seed)
         )
+        # a reader that finds the puzzle active before its board is in Redis loads it from
+        # MongoDB itself: as a clean load (seq 0, as an evicted board), not as a board Redis
+        # lost (which continues SEQ_GAP higher and tells watchers to re-read)
+        redis.sadd(keys.EVICTED, puzzle_id)
         Puzzle.objects(puzzle_id=puzzle_id, status="generating").update_one(
             set__pieces=pieces, set__status="active", set__seq=0
         )
         puzzle.reload()
     if puzzle.status != "generating":
         board.current().load(puzzle)
+        redis.srem(keys.EVICTED, puzzle_id)
     log.info("puzzle %s: %d pieces, status %s", puzzle_id, len(puzzle.pieces), puzzle.status)
     return {"puzzle_id": puzzle_id, "pieces": len(puzzle.pieces), "status": puzzle.status}
 

@@ -103,3 +103,46 @@ def test_recovery_puts_the_boards_and_the_snapshot_right_before_the_jobs(app, ma
         redis.flushdb()  # then lost everything
         recovery.recover_if_redis_lost()
     assert seen == [(seq + flush.SEQ_GAP, True), (seq + 2 * flush.SEQ_GAP, True)]
+
+
+def test_a_reader_between_mongodb_active_and_the_redis_load_does_not_skip_the_seq(app, client, player, monkeypatch):
+    """create_pieces marks the puzzle active in MongoDB, then loads the board into Redis. A GET
+    in between (helpers.create_puzzle polls every 0.1 s) found no board and an active puzzle,
+    and reloaded it as if Redis had lost it: the fresh puzzle's first move was seq 1,000,001
+    (tests/publish/test_publish_gateway.py's 200 concurrent moves failed so in a full run)."""
+    from helpers import auth
+
+    from object_challenge.publish import artist, board
+
+    answer = client.post(
+        "/newapi/puzzle/",
+        headers=auth("token_admin"),
+        json={"rows": 2, "cols": 3, "table_width": 1000, "table_height": 800},
+    )
+    puzzle_id = answer.get_json()["puzzle_id"]
+    with app.app_context():
+        real = board.current()
+
+    class ReadFirst:
+        """The board, but a reader comes first when the worker loads it."""
+
+        read = False
+
+        def load(self, puzzle, **kw):
+            if not ReadFirst.read:
+                ReadFirst.read = True
+                seen = client.get(f"/newapi/puzzle/{puzzle_id}/", headers=auth("token_1"))
+                assert seen.status_code == 200, seen.get_json()
+            return real.load(puzzle, **kw)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(artist.board, "current", lambda: ReadFirst())
+    with app.app_context():
+        artist.create_pieces(puzzle_id, seed=1)
+    monkeypatch.undo()
+    p = player("token_1", puzzle_id)
+    assert p.puzzle()["seq"] == 0
+    moved = p.take_and_move(1, 900, 700)
+    assert moved.status_code == 204 and moved.headers["X-Puzzle-Seq"] == "1"
