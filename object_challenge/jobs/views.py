@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from pymongo.errors import ConnectionFailure as MongoUnreachable
 from redis.exceptions import ConnectionError as RedisUnreachable
 from redis.exceptions import TimeoutError as RedisTimeout
+from werkzeug.exceptions import MethodNotAllowed
 
 from object_challenge import __version__
 from object_challenge.accounts.identity import authenticated, current_identity, require_role
@@ -112,6 +113,8 @@ def patch_queue():
 @bp.get("/queue/poll", strict_slashes=False)
 @require_role("worker")
 def poll():
+    if request.method == "HEAD":  # Flask answers HEAD with the GET view: that would lease a job and drop it
+        raise MethodNotAllowed(valid_methods=["GET"], description="a poll leases a job; send GET")
     modules = modules_param(request.args.get("modules"))
     worker = worker_id(request.args.get("worker_id"))
     check_bound(current_identity(), worker)

@@ -192,3 +192,12 @@ def test_the_template_holds_the_document():
     head, final, hist = answer_template(doc).split("\x00")
     rebuilt = json.loads(head + ", " + final + ', "history": [' + hist + "]}")
     assert rebuilt == {k: v for k, v in doc.items() if k not in ("state", "attempt")}
+
+
+def test_a_head_poll_leases_nothing(stack, published):
+    """HEAD would run the GET view and drop the leased job's answer: 405, the job stays queued."""
+    queue = f"lh-{uuid.uuid4().hex[:8]}"
+    job_id = enqueue(stack, queue)
+    head = requests.head(api(stack) + "/queue/poll", params={"queue": queue, "worker_id": "hd-w"}, headers=WORKER)
+    assert head.status_code == 405 and head.headers["Allow"] == "GET"
+    assert poll(stack, queue, "hd-w").json()["job_id"] == job_id
