@@ -28,7 +28,7 @@ MODELS = (CampaignIndexes,)
 
 def register(app):
     app.extensions["oc.models"].extend(MODELS)
-    app.extensions["oc.schedule"].append((service.tick, 0.5))  # retries, feeding, end of pass
+    app.extensions["oc.schedule"].append((service.scheduled_tick, 0.5))  # feeding, end of pass, retries
     if "jobs" in app.config["SERVICE_NAMES"]:  # the service that serves /newapi/campaigns
         app.extensions["oc.metrics"].append(metrics.CampaignCollector())
     for command in cli.COMMANDS:

@@ -49,6 +49,7 @@ MAX_RANGE = 100_000_000
 RESTART_UNQUEUED_S = 10  # a batch created but never enqueued (a crash in between) is enqueued after this
 RATE_BINS = 30  # slices of a pass in the dashboard's ids/s chart
 RETRY_DELAY_S = 2  # a batch whose job ended without results waits this long before its next job
+CHECK_EVERY_S = 2.0  # the scheduler looks for in-flight batches whose job ended this often
 
 
 class InvalidField(ApiError):
@@ -242,8 +243,8 @@ def progress(doc, with_failed=True):
         "started_at": _isodate(current.get("started_at")),
         "finished_at": _isodate(current.get("finished_at")),
     }
-    if with_failed:
-        body["failed_batches"] = failed_batches(doc, limit=100)
+    if with_failed:  # no query while the counter says none failed (a progress read is polled)
+        body["failed_batches"] = failed_batches(doc, limit=100) if counters.get("failed") else []
     return body
 
 
@@ -434,6 +435,9 @@ def _job_body(doc, batch_doc, attempts_left):
                     "batch": batch_doc["n"],
                     "start": batch_doc["start"],
                     "end": batch_doc["end"],
+                    # deliveries the batch had before this job: 0 with the job's attempt 1 means
+                    # nobody can have delivered it yet, so the worker skips asking whether it is done
+                    "attempts_before": batch_doc.get("attempts", 0),
                 },
             }
         ],
@@ -741,14 +745,30 @@ def check_batches(doc):
             )
 
 
-def tick():
-    """The scheduler's step for every running campaign: retries, feeding, the end of a pass."""
+def tick(check_every_s=0.0):
+    """The scheduler's step for every running campaign: retries (``check_batches``, at most once
+    per ``check_every_s`` in this process), feeding, the end of a pass."""
     campaigns = store.campaigns(db())
-    for doc in list(campaigns.find({"state": "running"})):
+    running = list(campaigns.find({"state": "running"}))
+    for stale in set(_checked) - {doc["_id"] for doc in running}:
+        del _checked[stale]
+    for doc in running:
         try:
-            check_batches(doc)
-            doc = campaigns.find_one({"_id": doc["_id"]})
+            if time.monotonic() - _checked.get(doc["_id"], -math.inf) >= check_every_s:
+                _checked[doc["_id"]] = time.monotonic()
+                check_batches(doc)
+                doc = campaigns.find_one({"_id": doc["_id"]})
             if not maybe_finish(doc):
                 feed(doc)
         except Exception:
             log.exception("campaign %s: tick failed", doc.get("name"))
+
+
+_checked = {}  # campaign id -> time.monotonic() of this process's last check_batches
+
+
+def scheduled_tick():
+    """The scheduler's step (every 0.5 s): feeding and the end of a pass each time, the in-flight
+    batches' jobs every CHECK_EVERY_S (a query over the batches and a Redis read per batch: a job
+    that ended without results waits RETRY_DELAY_S for its successor anyway)."""
+    tick(CHECK_EVERY_S)

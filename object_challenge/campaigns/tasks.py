@@ -78,6 +78,14 @@ class _Server:
         raise AssertionError("unreachable")
 
 
+def _first_delivery(data, job):
+    """True when no earlier delivery of this batch can exist: the batch's first job
+    (``attempts_before`` 0), on its first attempt. Any other delivery asks whether the batch is
+    done before calling the API (a results post of a done batch is a harmless duplicate anyway:
+    the GET only saves the API call, and costs a round trip through the gateway and MongoDB)."""
+    return data.get("attempts_before") == 0 and int((job or {}).get("attempt") or 0) == 1
+
+
 @register_task("players")
 def players(data, job):
     """Fetch ids ``start..end`` of one batch and post them as the batch's results."""
@@ -90,8 +98,8 @@ def players(data, job):
         raise TaskFailed("a batch holds 1 to 100 ids")
     server = _Server(job)
     path = f"/campaigns/{campaign_id}/batches/{n}"
-    if server.call("GET", path).get("state") == "done":  # delivered before (a lease that ran out)
-        return {"batch": n, "skipped": "already done"}
+    if not _first_delivery(data, job) and server.call("GET", path).get("state") == "done":
+        return {"batch": n, "skipped": "already done"}  # delivered before (a lease that ran out)
     with _lock:  # one source per process; its session is not shared between threads
         answers = player_source().fetch_range(start, end)
     body = {"job_id": job.get("job_id"), "players": {str(k): v for k, v in answers.items()}}

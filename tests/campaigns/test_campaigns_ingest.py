@@ -143,3 +143,22 @@ def test_concurrent_writes_to_one_block_keep_every_players_entry(mongo_db):
     for t in threads:
         t.join(timeout=30)
     assert latest.entries(latest.read(mongo_db, "c1", range(100, 200))) == {i: (1, 10 * i) for i in range(100, 200)}
+
+
+def test_a_block_written_as_an_object_is_read_and_rewritten_as_one_string(mongo_db):
+    from object_challenge.campaigns import latest
+
+    # the layout before 2026-12-06 (afternoon): {"players": {"<id>": [pass, battles]}}, written by $set paths
+    first = answers(1, 99, day=0)
+    ingest_batch(mongo_db, "c1", 1, first)
+    block = latest.collection(mongo_db).find_one({"_id": "c1:0"})
+    assert isinstance(block["players"], str)
+    old = {str(i): [1, r["statistics"]["all"]["battles"]] for i, r in first.items() if r is not None}
+    latest.collection(mongo_db).update_one({"_id": "c1:0"}, {"$set": {"players": old}})
+    second = ingest_batch(mongo_db, "c1", 2, answers(1, 99, day=3))
+    assert second.inserted == len(old)
+    for one, two in zip(records.pass_records(mongo_db, "c1", 1), records.pass_records(mongo_db, "c1", 2), strict=True):
+        assert two["diff_battles"] is not None and two["diff_battles"] == two["battles"] - one["battles"]
+    block = latest.collection(mongo_db).find_one({"_id": "c1:0"})
+    assert isinstance(block["players"], str) and {int(k) for k in latest.entries({"b": block})} == set(map(int, old))
+    assert {p for p, _ in latest.entries({"b": block}).values()} == {2}

@@ -264,3 +264,18 @@ def test_ingested_ids_and_ingest_time_are_counted_once_per_batch(app, client, wo
     )
     assert again.get_json()["duplicate"] is True
     assert ingest_samples(client) == middle  # a second delivery is not counted
+
+
+def test_the_scheduler_looks_at_in_flight_jobs_at_most_once_per_check_interval(app, client, monkeypatch):
+    from object_challenge.campaigns import service
+
+    cid = create(client, name="throttled", range={"start": 1, "end": 300}, window=2).get_json()["campaign_id"]
+    client.post(f"/newapi/campaigns/{cid}/passes", headers=ADMIN)
+    checked = []
+    monkeypatch.setattr(service, "check_batches", lambda doc: checked.append(doc["_id"]))
+    with app.app_context():
+        service.tick(check_every_s=60)
+        service.tick(check_every_s=60)  # within the interval: feeding only
+        assert checked.count(cid) == 1
+        service.tick()  # the default (tests, manual calls): every time
+        assert checked.count(cid) == 2
