@@ -16,8 +16,9 @@ MONGO_URI, which must be a URI with a database name) and measures:
    and `insert_many`s the same documents into the same collection of the same MongoDB. One round
    is loop, 1 worker, 2 workers, loop (each on ids never asked before); a round's ratio is ours /
    the mean of its two loops, so both sides see the same machine load and collection size.
-   --rounds rounds; the median ratio is the figure (other sessions' tests load the machine:
-   one round decides little);
+   --rounds rounds after a warm-up round of --warmup ids that is not counted (the services'
+   first requests: imports, connections, lazy index creation); the median ratio is the figure
+   (other sessions' tests load the machine: one round decides little);
 2. ingest cost per batch (`ingest.ingest_batch`, 100 ids, second pass so the previous-pass read
    is included) with the records the collection holds after part 1, then after filling it to
    each size of --fill with insert_many (mongoeco's memory engine holds 100,000 in a few minutes;
@@ -166,16 +167,47 @@ def fill(db, target, batch=1000):
     return collection.estimated_document_count()
 
 
+def cpu_seconds(pid):
+    """User + system CPU of process ``pid`` so far (None when it is not a local process)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mongo_cpu(stack):
+    """A function measuring the local MongoDB stand-in's CPU seconds (None with --mongo-uri)."""
+    pid = dict(stack.processes)["mongo"].pid if "mongo" in dict(stack.processes) else None
+    return lambda: cpu_seconds(pid)
+
+
 def one_round(stack, base, standin, db, var, n, first, poll):
-    """loop, 1 worker, 2 workers, loop on four fresh ranges of ``n`` ids from ``first``."""
+    """loop, 1 worker, 2 workers, loop on four fresh ranges of ``n`` ids from ``first``.
+
+    Beside each rate, the MongoDB stand-in's CPU per 1,000 ids over the same span (the pass's
+    whole run for a worker side: its start, the progress reads, the scheduler, the job records):
+    the work each side asks of the one process both wait on, which the machine's load moves less
+    than a rate."""
     load = [os.getloadavg()[0]]
-    loop1 = plain_loop(standin, db, first, first + n - 1)
-    one, _ = end_to_end(stack, base, 1, first + n, first + 2 * n - 1, var, poll)
-    two, _ = end_to_end(stack, base, 2, first + 2 * n, first + 3 * n - 1, var, poll)
-    loop2 = plain_loop(standin, db, first + 3 * n, first + 4 * n - 1)
+    cpu = mongo_cpu(stack)
+    spent = {}
+
+    def timed(name, run, *args):
+        before = cpu()
+        rate = run(*args)
+        after = cpu()
+        if before is not None and after is not None:
+            spent[name] = round((after - before) * 1000 / n * 1000, 1)  # ms per 1,000 ids
+        return rate
+
+    loop1 = timed("loop1", plain_loop, standin, db, first, first + n - 1)
+    one, _ = timed("one", end_to_end, stack, base, 1, first + n, first + 2 * n - 1, var, poll)
+    two, _ = timed("two", end_to_end, stack, base, 2, first + 2 * n, first + 3 * n - 1, var, poll)
+    loop2 = timed("loop2", plain_loop, standin, db, first + 3 * n, first + 4 * n - 1)
     load.append(os.getloadavg()[0])
     loop = (loop1 + loop2) / 2
-    return {
+    row = {
         "plain_loop_ids_per_s": [round(loop1, 1), round(loop2, 1)],
         "workers_1_ids_per_s": round(one, 1),
         "workers_2_ids_per_s": round(two, 1),
@@ -183,6 +215,13 @@ def one_round(stack, base, standin, db, var, n, first, poll):
         "ratio_2": round(two / loop, 3),
         "load_average_1min": [round(x, 2) for x in load],
     }
+    if len(spent) == 4:
+        row["mongo_cpu_ms_per_1000_ids"] = {
+            "plain_loop": [spent["loop1"], spent["loop2"]],
+            "workers_1": spent["one"],
+            "workers_2": spent["two"],
+        }
+    return row
 
 
 def main(argv=None):
@@ -190,6 +229,9 @@ def main(argv=None):
     parser.add_argument("--ids", type=int, default=2000, help="ids per end-to-end run")
     parser.add_argument("--rounds", type=int, default=3, help="end-to-end rounds (loop, 1 worker, 2 workers, loop)")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between two progress reads of a pass")
+    parser.add_argument(
+        "--warmup", type=int, default=500, help="ids of a first round left out of the figures (0: none)"
+    )
     parser.add_argument("--fill", default="10000", help="record counts (comma-separated) for the cost figures")
     parser.add_argument("--samples", type=int, default=5, help="batches timed per cost figure")
     parser.add_argument("--only", default="end_to_end,cost", help="parts to run")
@@ -228,6 +270,16 @@ def main(argv=None):
         n = args.ids
         if "end_to_end" in parts:
             first = 1  # every round on ids never asked before (the population holds 1,200,000)
+            if args.warmup:
+                # the services' first requests (imports, connections, lazy index creation) and the
+                # first worker start would otherwise land in round 1, on one side more than the other
+                row = one_round(stack, base, standin, db, var, args.warmup, first, args.poll)
+                first += 4 * args.warmup
+                print(
+                    f"warm-up round, {args.warmup} ids each (not counted): ratio x{row['ratio_1']:.2f} (1), "
+                    f"x{row['ratio_2']:.2f} (2)",
+                    flush=True,
+                )
             rounds = []
             for r in range(args.rounds):
                 rounds.append(one_round(stack, base, standin, db, var, n, first, args.poll))
@@ -237,19 +289,42 @@ def main(argv=None):
                     f"round {r + 1}, {n} ids each: 1 worker {row['workers_1_ids_per_s']} ids/s, 2 workers "
                     f"{row['workers_2_ids_per_s']} ids/s | plain loop {row['plain_loop_ids_per_s'][0]} then "
                     f"{row['plain_loop_ids_per_s'][1]} ids/s | ratio x{row['ratio_1']:.2f} (1), "
-                    f"x{row['ratio_2']:.2f} (2) | load {row['load_average_1min'][0]}-{row['load_average_1min'][1]}",
+                    f"x{row['ratio_2']:.2f} (2) | load {row['load_average_1min'][0]}-{row['load_average_1min'][1]}"
+                    + (
+                        " | mongo CPU ms/1000 ids: loop {plain_loop[0]}, {plain_loop[1]}, 1 worker {workers_1},"
+                        " 2 workers {workers_2}".format(**row["mongo_cpu_ms_per_1000_ids"])
+                        if "mongo_cpu_ms_per_1000_ids" in row
+                        else ""
+                    ),
                     flush=True,
                 )
             median_1 = statistics.median(r["ratio_1"] for r in rounds)
             median_2 = statistics.median(r["ratio_2"] for r in rounds)
             results["end_to_end"] = {
                 "ids": n,
+                "warmup_ids": args.warmup,
                 "poll_s": args.poll,
                 "rounds": rounds,
                 "median_ratio_1": median_1,
                 "median_ratio_2": median_2,
             }
             print(f"median ratio, {len(rounds)} rounds: x{median_1:.2f} (1 worker), x{median_2:.2f} (2)", flush=True)
+            costs = [r["mongo_cpu_ms_per_1000_ids"] for r in rounds if "mongo_cpu_ms_per_1000_ids" in r]
+            if costs:
+                loop_cost = statistics.median(x for c in costs for x in c["plain_loop"])
+                cost_1 = statistics.median(c["workers_1"] for c in costs)
+                cost_2 = statistics.median(c["workers_2"] for c in costs)
+                results["end_to_end"]["median_mongo_cpu_ms_per_1000_ids"] = {
+                    "plain_loop": loop_cost,
+                    "workers_1": cost_1,
+                    "workers_2": cost_2,
+                }
+                print(
+                    f"median MongoDB stand-in CPU per 1000 ids: plain loop {loop_cost:.0f} ms, 1 worker "
+                    f"{cost_1:.0f} ms (x{cost_1 / loop_cost:.2f}), "
+                    f"2 workers {cost_2:.0f} ms (x{cost_2 / loop_cost:.2f})",
+                    flush=True,
+                )
         if "cost" in parts:
             costs = []
             stored = records.collection(db).estimated_document_count()
