@@ -14,9 +14,10 @@ its query planner (100 upserts: 0.3 s with 200 records stored, about 20 s with 1
 docs/benchmarks.md). The insert needs no retry loop either: a duplicate is final.
 
 ``diff_battles`` comes from each player's latest earlier record, kept per block of 100 ids in
-``campaign_latest`` (latest.py): one or two reads by ``_id`` before the insert, one or two writes
-by ``_id`` after it. So a batch costs a few ``_id`` operations and one bulk insert, whatever the
-collection already holds (no query over the records, no read per record).
+``campaign_latest`` (latest.py): one read by ``_id`` before the insert, one write by ``_id`` after
+it (two of each for a batch that straddles two blocks). So a batch costs a few ``_id`` operations
+and one bulk insert, whatever the collection already holds (no query over the records, no read
+per record).
 """
 
 from dataclasses import dataclass
@@ -59,18 +60,19 @@ def build_documents(campaign, pass_no, answers, previous, battles=battles_of, no
     return documents
 
 
-def ingest_batch(db, campaign, pass_no, answers, battles=battles_of):
+def ingest_batch(db, campaign, pass_no, answers, battles=battles_of, block_origin=0):
     """Insert ``answers`` (``{player_id: record | None}``) as pass ``pass_no`` of ``campaign``.
 
     ``db`` is a pymongo Database; ``ensure_indexes(db)`` must have run once. Concurrent
-    deliveries of one batch are safe through the ``_id`` key alone.
+    deliveries of one batch are safe through the ``_id`` key alone. ``block_origin``: where the
+    campaign's ``campaign_latest`` blocks start (latest.py; the same for every call of a campaign).
     """
     pass_no = int(pass_no)
     answers = {int(k): v for k, v in answers.items()}
     found_ids = [i for i, v in answers.items() if v is not None]
     if not found_ids:
         return IngestResult(0, 0, 0, None)
-    blocks = latest.read(db, campaign, found_ids)
+    blocks = latest.read(db, campaign, found_ids, block_origin)
     seen = latest.entries(blocks)
     previous = {i: seen[i] for i in found_ids if i in seen and seen[i][0] < pass_no}
     later = [i for i in found_ids if i in seen and seen[i][0] >= pass_no]
@@ -82,6 +84,6 @@ def ingest_batch(db, campaign, pass_no, answers, battles=battles_of):
     if duplicates:  # an earlier delivery made these records: the latest entries take their values
         for doc in records.collection(db).find({"_id": {"$in": sorted(duplicates)}}, {"player_id": 1, "battles": 1}):
             counts[doc["player_id"]] = doc["battles"]
-    latest.advance(db, campaign, pass_no, counts, blocks)
+    latest.advance(db, campaign, pass_no, counts, blocks, block_origin)
     inserted = len(documents) - len(duplicates)
     return IngestResult(len(found_ids), inserted, len(duplicates), max(found_ids))

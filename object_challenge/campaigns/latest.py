@@ -1,6 +1,8 @@
 """Each player's latest record in a campaign, kept beside the records for the next pass's diffs.
 
-One document per campaign and block of 100 player ids (``_id`` ``"<campaign>:<player_id // 100>"``)::
+One document per campaign and block of 100 player ids (``_id`` ``"<campaign>:<(player_id - origin) // 100>"``,
+``origin`` the campaign's first id, so that a campaign's batches of 100 are one block each; 0, i.e.
+``player_id // 100``, for campaigns created before 2026-12-06 afternoon, whose blocks stay where they are)::
 
     {"_id", "campaign", "v": writes so far, "players": '{"<player_id>": [pass, battles], ...}'}
 
@@ -11,11 +13,12 @@ block as one string 1.5 ms, a read 2.5 ms vs 0.75 ms (measured, docs/benchmarks.
 written before 2026-12-06 (afternoon) hold ``players`` as an object; they are read as such and
 rewritten as a string on their next write.
 
-A batch of at most 100 consecutive ids touches one or two blocks, so computing its
-``diff_battles`` costs one or two reads by ``_id`` and, after its records are inserted, one or two
-writes by ``_id``: no query over the records, nothing that grows with what is stored (on mongoeco,
-the local MongoDB stand-in, an ``$in`` over the records' index reads the whole collection; by
-``_id`` it stays flat, as on MongoDB).
+A batch of at most 100 consecutive ids touches one block (two when it straddles a boundary: a
+batch size that does not divide 100, or an older campaign), so computing its ``diff_battles``
+costs one read by ``_id`` and, after its records are inserted, one write by ``_id``: no query
+over the records, nothing that grows with what is stored (on mongoeco, the local MongoDB
+stand-in, an ``$in`` over the records' index reads the whole collection; by ``_id`` it stays
+flat, as on MongoDB).
 
 Safe with any number of deliveries: an entry only moves forward (a pass never replaces a later
 one), the records are inserted before the block moves (so a block never runs ahead of the
@@ -36,13 +39,15 @@ def collection(db):
     return db[COLLECTION]
 
 
-def block_id(campaign, player_id):
-    return f"{campaign}:{int(player_id) // BLOCK}"
+def block_id(campaign, player_id, origin=0):
+    """The block of ``player_id``: blocks of 100 ids counted from ``origin`` (a campaign's first
+    id since 2026-12-06 afternoon, so that a batch of 100 is one block; 0 for older campaigns)."""
+    return f"{campaign}:{(int(player_id) - origin) // BLOCK}"
 
 
-def read(db, campaign, player_ids):
+def read(db, campaign, player_ids, origin=0):
     """``{block_id: document or None}`` for the blocks holding ``player_ids`` (one read by ``_id`` each)."""
-    ids = sorted({block_id(campaign, i) for i in player_ids})
+    ids = sorted({block_id(campaign, i, origin) for i in player_ids})
     return {i: collection(db).find_one({"_id": i}) for i in ids}
 
 
@@ -61,12 +66,12 @@ def entries(blocks):
     return found
 
 
-def advance(db, campaign, pass_no, battles, blocks=None):
+def advance(db, campaign, pass_no, battles, blocks=None, origin=0):
     """Record ``battles`` (``{player_id: battles}``) as pass ``pass_no``, for players whose entry
     is older; ``blocks`` is what ``read`` returned (read again if a write came in between)."""
     by_block = {}
     for player_id, count in battles.items():
-        by_block.setdefault(block_id(campaign, player_id), {})[player_id] = count
+        by_block.setdefault(block_id(campaign, player_id, origin), {})[player_id] = count
     blocks = dict(blocks or {})
     for bid, counts in by_block.items():
         doc = blocks[bid] if bid in blocks else collection(db).find_one({"_id": bid})

@@ -345,6 +345,9 @@ def create(body, identity):
         "paused": False,
         "pass": 0,
         "batch_seq": 1,
+        # campaign_latest blocks of 100 ids counted from the first id: a batch of 100 is one block
+        # (campaigns created before this field have none: their blocks start at 0)
+        "block_origin": fields["range"]["start"],
         "current": None,
         "batches": {"total": 0, "done": 0, "failed": 0},
         "in_flight": 0,
@@ -528,6 +531,7 @@ def _batch_doc(doc, current, index):
         "state": "queued",
         "job_id": None,
         "attempts": 0,
+        "block_origin": doc.get("block_origin", 0),
         "created_at": now(),
     }
 
@@ -568,7 +572,11 @@ def ingest_results(campaign_id, n, body):
         return {"batch": batch_doc["n"], "pass": batch_doc["pass"], "ingested": False, "duplicate": True}
     answers = parse_results(batch_doc, body)
     started = time.perf_counter()
-    result = ingest_batch(db(), campaign_id, batch_doc["pass"], answers)
+    origin = batch_doc.get("block_origin")
+    if origin is None:  # a batch made by an older process: the campaign says (0 for older campaigns)
+        campaign = store.campaigns(db()).find_one({"_id": campaign_id}, {"block_origin": 1}) or {}
+        origin = campaign.get("block_origin", 0)
+    result = ingest_batch(db(), campaign_id, batch_doc["pass"], answers, block_origin=origin)
     before = batches.find_one_and_update(
         {"_id": batch_doc["_id"], "state": {"$ne": "done"}},
         {

@@ -279,3 +279,17 @@ def test_the_scheduler_looks_at_in_flight_jobs_at_most_once_per_check_interval(a
         assert checked.count(cid) == 1
         service.tick()  # the default (tests, manual calls): every time
         assert checked.count(cid) == 2
+
+
+def test_a_batch_of_100_ids_reads_and_writes_one_latest_block(app, client, worker):
+    from object_challenge.campaigns import latest, service
+
+    cid = create(client, name="aligned", range={"start": 1, "end": 300}, window=3).get_json()["campaign_id"]
+    client.post(f"/newapi/campaigns/{cid}/passes", headers=ADMIN)
+    worker()
+    with app.app_context():
+        blocks = list(latest.collection(service.db()).find({"campaign": cid}))
+    # blocks counted from the campaign's first id: ids 1-100, 101-200, 201-300 (not 1-99, 100-199, ...)
+    assert sorted(b["_id"] for b in blocks) == [f"{cid}:0", f"{cid}:1", f"{cid}:2"]
+    assert all(b["v"] == 1 for b in blocks)  # each written once, by its batch's insert
+    assert get(client, cid)["state"] == "done"
