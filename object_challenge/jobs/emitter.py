@@ -59,8 +59,7 @@ class Emitter:
         self.closing = False
         self.last_id = ""
         self.posted = 0
-        self.thread = threading.Thread(target=self._run, name=f"events-{job_id}", daemon=True)
-        self.thread.start()
+        self.thread = None  # the posting thread, started by the first event (most jobs emit none)
 
     # -- the task's side ----------------------------------------------------------------
     def emit(self, type, data=None):
@@ -80,6 +79,9 @@ class Emitter:
                 raise RuntimeError("the job's events are closed")
             self.pending.append(({"type": type, "data": data, "seq": self.seq}, size))
             self.seq += 1
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name=f"events-{self.job_id}", daemon=True)
+                self.thread.start()
             if len(self.pending) >= BATCH_EVENTS:
                 self.cond.notify()
 
@@ -154,7 +156,9 @@ class Emitter:
             self.closing = True
             self.give_up_at = time.monotonic() + timeout
             self.cond.notify()
-        self.thread.join(timeout + RETRY_MAX_SECONDS + self.client.timeout)
+            thread = self.thread
+        if thread is not None:
+            thread.join(timeout + RETRY_MAX_SECONDS + self.client.timeout)
 
 
 class LogForwarder(logging.Handler):

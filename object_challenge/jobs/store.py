@@ -108,7 +108,8 @@ class JobStore:
 
     def write(self, final_docs, active_docs, chunk=IN_CHUNK):
         """The recorder's batch: finished jobs inserted into their final collection, then
-        removed from ``queued``; active ones upserted into ``queued``. Idempotent."""
+        removed from ``queued``; active ones inserted into ``queued`` (replaced when there
+        already). Idempotent."""
         by_state = {}
         for doc in final_docs:
             by_state.setdefault(doc["state"], []).append(doc)
@@ -117,11 +118,8 @@ class JobStore:
         ids = [d["job_id"] for d in final_docs]
         for i in range(0, len(ids), chunk):
             self.queued.delete_many({"_id": {"$in": ids[i : i + chunk]}})
-        if active_docs:
-            self.queued.bulk_write(
-                [ReplaceOne({"_id": d["job_id"]}, {"_id": d["job_id"], **d}, upsert=True) for d in active_docs],
-                ordered=False,
-            )
+        if active_docs:  # most are new to `queued`: an insert, and a replace for the others
+            self._insert_or_replace(self.queued, active_docs)
 
     @staticmethod
     def _insert_or_replace(collection, docs):
