@@ -185,6 +185,8 @@ function _M.completion(raw, conf)
     return { result = codec.encode(result), info = codec.encode(info), failed = failed, reported = reported }
 end
 
+local TIMES = { "at", "not_before" } -- event fields in ms that the service renders as ISO 8601
+
 -- The history events Redis appended (JSON, `at` in ms) as the service renders
 -- them (queue.history): times in ISO 8601.
 local function events(raws)
@@ -194,7 +196,7 @@ local function events(raws)
         if type(event) ~= "table" then
             return nil
         end
-        for _, name in ipairs({ "at", "not_before" }) do
+        for _, name in ipairs(TIMES) do
             if type(event[name]) == "number" then
                 event[name] = _M.iso(event[name])
             end
@@ -204,17 +206,24 @@ local function events(raws)
     return out
 end
 
--- The job's answer from its template and the live members, or nil.
-function _M.render(tpl, members, raws, with_final)
+-- A job's answer template (queue.answer_template) as its three parts: {head,
+-- final, history}, or nil (none: a job enqueued before templates).
+local function template(tpl)
     if type(tpl) ~= "string" then
         return nil
     end
     local head, final, hist = tpl:match("^([^%z]*)%z([^%z]*)%z([^%z]*)$")
+    return head and { head = head, final = final, history = hist }
+end
+
+-- The job's answer from its template's parts and the live members, or nil.
+local function render(t, members, raws, with_final)
     local extra = events(raws)
-    if not head or not extra then
+    if not extra then
         return nil
     end
-    local parts = { head }
+    local parts = { t.head }
+    local final, hist = t.final, t.history
     if with_final and final ~= "" then
         parts[#parts + 1] = ", " .. final
     end
@@ -291,7 +300,8 @@ local function poll(red, conf, ident)
     if type(job) ~= "table" then
         return false -- refused or empty: the service polls again and words it
     end
-    local body = _M.render(job.tpl, {
+    local t = template(job.tpl)
+    local body = t and render(t, {
         { "state", '"running"' },
         { "attempt", tostring(job.attempt) },
         { "worker_id", json_string(job.worker) },
@@ -319,9 +329,12 @@ local function complete(red, conf, ident, job_id)
         ngx.log(ngx.WARN, "job_lease: redis hmget: ", err, "; the jobs service decides")
         return false
     end
-    if type(live[2]) ~= "string" then
+    local t = template(live[2])
+    -- unknown, enqueued before templates, or a document with its own cancel_requested
+    -- (which the service's answer merges): the service completes it
+    if not t or t.final:find('"cancel_requested"', 1, true) then
         store.release(red)
-        return false -- unknown, or enqueued before templates: the service answers
+        return false
     end
     for m in tostring(live[1]):gmatch("[^,]+") do
         if conf.hooked[m] then
@@ -350,11 +363,7 @@ local function complete(red, conf, ident, job_id)
     members[#members + 1] = { "result", c.result }
     members[#members + 1] = { "info", c.info }
     members[#members + 1] = { "finished_at", json_string(_M.iso(data.finished_at)) }
-    local _, _, final = (data.tpl or ""):find("^[^%z]*%z([^%z]*)%z")
-    if final and final:find('"cancel_requested"', 1, true) then
-        return { leased = job_id } -- the document has its own: the service renders it
-    end
-    local body = _M.render(data.tpl, members, data.history, false)
+    local body = render(t, members, data.history, false)
     return body and ok(body) or { leased = job_id }
 end
 

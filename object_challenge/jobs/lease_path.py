@@ -45,24 +45,15 @@ def settings(service, config, hooked):
     return {k: str(v) for k, v in values.items()}
 
 
-def _current():
-    app = current_app._get_current_object()
-    hooked = {module for module, _hook in app.extensions.get("oc.jobs.completed", [])}
-    return jobs(), settings(jobs(), app.config, hooked)
-
-
-def publish():
-    """Load the two scripts into Redis and tell the gateway their SHA1s and settings."""
-    service, values = _current()
-    service.queue.scripts.load(redis.client)
-    redis.client.hset(keys.GATEWAY, mapping=values)
-    return values
-
-
 def publish_if_changed():
-    """Scheduler task: (re)publish after a Redis restart, a SCRIPT FLUSH or a new release."""
-    _service, values = _current()
+    """Scheduler task: load the two scripts into Redis and tell the gateway their SHA1s and
+    settings, when Redis lacks either (a restart, a SCRIPT FLUSH) or they changed (a release)."""
+    app = current_app._get_current_object()
+    service = jobs()
+    hooked = {module for module, _hook in app.extensions.get("oc.jobs.completed", [])}
+    values = settings(service, app.config, hooked)
     published = redis.client.hgetall(keys.GATEWAY)
     if published != values or not all(redis.client.script_exists(values["poll"], values["complete"])):
-        publish()
+        service.queue.scripts.load(redis.client)
+        redis.client.hset(keys.GATEWAY, mapping=values)
         log.info("queue poll/complete scripts and settings published for the gateway")

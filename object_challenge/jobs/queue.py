@@ -361,7 +361,7 @@ def from_redis(live, raws):
 # The fields of a job's answer that change while it lives (queue.from_redis and
 # Jobs.poll set them); everything else in its document is fixed at enqueue.
 LIVE_FIELDS = frozenset({"state", "attempt", "worker_id", "lease_expires_at", "not_before", "history", "lease_seconds"})
-FINAL_FIELDS = frozenset({"result", "info", "finished_at", "cancel_requested"})
+FINAL_FIELDS = ("result", "info", "finished_at", "cancel_requested")  # the template's second part, in order
 TEMPLATE_SEP = "\x00"  # never in json.dumps output (it escapes control characters)
 
 
@@ -373,7 +373,7 @@ def answer_template(doc):
     without decoding (and re-encoding) the job's data. The gateway's answer and
     :func:`from_redis` / ``Jobs.poll`` give the same document (tests/jobs/test_jobs_lease_path.py)."""
     fixed = {k: v for k, v in doc.items() if k not in LIVE_FIELDS and k not in FINAL_FIELDS}
-    final = {k: doc[k] for k in ("result", "info", "finished_at", "cancel_requested") if k in doc}
+    final = {k: doc[k] for k in FINAL_FIELDS if k in doc}
     return TEMPLATE_SEP.join(
         (json.dumps(fixed)[:-1], json.dumps(final)[1:-1], json.dumps(doc.get("history") or [])[1:-1])
     )

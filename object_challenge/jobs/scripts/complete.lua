@@ -5,9 +5,9 @@
 -- ARGV[4] 'completed' | 'failed'  ARGV[5] result JSON (kept until MongoDB has it)
 -- ARGV[6] worker to record when nobody holds the lease and ARGV[3] is '' (the
 --         reference worker names itself only inside its completion body)
--- ARGV[7] '1': what the gateway renders the answer from, too: the job's answer template
---         (`tpl`), `finished_at` (ms) and its history events
--- returns JSON {"ok": true, attempt, worker, state[, tpl, finished_at, history]} or
+-- ARGV[7] '1': what the gateway renders the answer from (with the template it read
+--         before), too: `finished_at` (ms) and the history events
+-- returns JSON {"ok": true, attempt, worker, state[, finished_at, history]} or
 --   {"refused": "unknown" | "not_running" | "not_holder", "state": ..., "worker": ...}
 local id, worker, outcome = ARGV[2], ARGV[3], ARGV[4]
 local f = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempt', 'cancel_requested')
@@ -24,8 +24,7 @@ if holder ~= '' then redis.call('SREM', worker_jobs_key(holder), id) end
 finish(id, outcome, {worker = holder, result = ARGV[5]}, {attempt = tonumber(f[3]), worker_id = or_null(holder)})
 local answer = {ok = true, attempt = tonumber(f[3]), worker = holder, state = outcome}
 if ARGV[7] == '1' then
-  local r = redis.call('HMGET', KEYS[1], 'tpl', 'finished_at')
-  answer.tpl, answer.finished_at = r[1], tonumber(r[2])
+  answer.finished_at = tonumber(redis.call('HGET', KEYS[1], 'finished_at'))
   answer.history = redis.call('LRANGE', history_key(id), 0, -1)
 end
 return encode(answer)

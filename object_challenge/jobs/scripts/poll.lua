@@ -6,7 +6,8 @@
 -- heartbeat names it)  ARGV[3] lease ms  ARGV[4] max expired leases to requeue first
 -- ARGV[5] the worker's modules "a,b,c" ('' = any job)  ARGV[6] how many waiting jobs a
 -- poll with modules looks at, from the head (past them it answers as if empty)
--- ARGV[7] queue name  ARGV[8] '1': the job's answer template too (`tpl`; the gateway)
+-- ARGV[7] queue name  ARGV[8] '1': the job's answer template (`tpl`; the gateway)
+-- instead of its document (`doc`; the service)
 -- returns JSON {"job": {id, attempt, worker, lease_until, doc, history: [JSON events]} | absent,
 --               "refused": "queue_disabled" | "worker_disabled" | absent,
 --               "skipped": n, "expired": [end_lease events]}
@@ -36,8 +37,9 @@ local function lease(id, jk, job_modules)
   count_waiting(queue, job_modules, -1)
   add_event(id, {event = 'leased', attempt = attempt, worker_id = or_null(worker)})
   result.job = {id = id, attempt = attempt, worker = worker, lease_until = deadline,
-                doc = redis.call('HGET', jk, 'doc'), history = redis.call('LRANGE', history_key(id), 0, -1)}
-  if ARGV[8] == '1' then result.job.tpl = redis.call('HGET', jk, 'tpl') end
+                history = redis.call('LRANGE', history_key(id), 0, -1)}
+  if ARGV[8] == '1' then result.job.tpl = redis.call('HGET', jk, 'tpl')
+  else result.job.doc = redis.call('HGET', jk, 'doc') end
 end
 
 if modules == '' then
