@@ -88,9 +88,10 @@ async def _serve_mongo(port, path):
     from mongoeco.engines.sqlite import SQLiteEngine  # noqa: PLC0415 -- see above
     from mongoeco.wire import AsyncMongoEcoProxyServer  # noqa: PLC0415 -- see above
 
-    from object_challenge.dev import mongoeco_ids  # noqa: PLC0415 -- it imports mongoeco
+    from object_challenge.dev import mongoeco_changes, mongoeco_ids  # noqa: PLC0415 -- they import mongoeco
 
     mongoeco_ids.apply()
+    mongoeco_changes.apply()
     engine = SQLiteEngine(path) if path else MemoryEngine()
     server = AsyncMongoEcoProxyServer(engine=engine, host="127.0.0.1", port=port)
     address = await server.start()
