@@ -19,7 +19,7 @@ state (service.py), so a record that lags by one step is never shown.
 
 from datetime import UTC, datetime
 
-from pymongo import ReplaceOne, ReturnDocument
+from pymongo import DeleteOne, ReplaceOne, ReturnDocument
 
 from object_challenge.core.counting import count
 from object_challenge.core.inserts import insert_new
@@ -106,7 +106,7 @@ class JobStore:
         self.queued.delete_one({"_id": job_id})
         return doc
 
-    def write(self, final_docs, active_docs, chunk=IN_CHUNK):
+    def write(self, final_docs, active_docs):
         """The recorder's batch: finished jobs inserted into their final collection, then
         removed from ``queued``; active ones inserted into ``queued`` (replaced when there
         already). Idempotent."""
@@ -115,9 +115,8 @@ class JobStore:
             by_state.setdefault(doc["state"], []).append(doc)
         for state, docs in by_state.items():
             self._insert_or_replace(self.final[state], docs)
-        ids = [d["job_id"] for d in final_docs]
-        for i in range(0, len(ids), chunk):
-            self.queued.delete_many({"_id": {"$in": ids[i : i + chunk]}})
+        if final_docs:  # one DeleteOne per id: an index lookup each, where the stand-in scans for an $in
+            self.queued.bulk_write([DeleteOne({"_id": d["job_id"]}) for d in final_docs], ordered=False)
         if active_docs:  # most are new to `queued`: an insert, and a replace for the others
             self._insert_or_replace(self.queued, active_docs)
 

@@ -6,27 +6,10 @@ import sqlite3
 
 import pytest
 from mongoeco.api._async.collection import AsyncCollection
-from pymongo import InsertOne, MongoClient, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo import InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import OperationFailure
 
-from object_challenge.dev.devstores import free_port, start_mongo, wait_for_port
 from object_challenge.dev.mongoeco_changes import apply
-
-
-@pytest.fixture(scope="module")
-def sqlite_stand_in(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mongoeco-sqlite")
-    port, path = free_port(), tmp / "stand-in.sqlite"
-    with open(tmp / "stand-in.log", "ab") as log:
-        process = start_mongo(port, str(path), log)
-    try:
-        wait_for_port(port, process=process, what="mongoeco")
-        client = MongoClient(f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=5000)
-        yield client, path
-        client.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def outbox_rows(path):
