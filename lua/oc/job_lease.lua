@@ -38,7 +38,8 @@ local DIGITS_MAX = 14 -- digits of one number (cjson's precision)
 
 local scripts = service_scripts.new(keys.jobs_gateway, NUMBERS, "job_lease")
 
--- oc:jobs:gateway (oc.service_scripts), its `hooked` modules as a set.
+-- oc:jobs:gateway (oc.service_scripts), its `hooked` modules as a set (made
+-- once per read of the hash: the cached table keeps the set until the next one).
 local function script_settings(red)
     local conf, err = scripts:settings(red)
     if conf and type(conf.hooked) == "string" then

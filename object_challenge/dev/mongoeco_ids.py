@@ -47,9 +47,8 @@ def _scan_only_numeric_ids(method):
 def _no_scan_for_absent_ids(select):
     @functools.wraps(select)
     def selected(engine, db_name, coll_name, plan, *, hint=None):
-        if hint is not None or not isinstance(plan, EqualsCondition) or plan.field != "_id":
-            return select(engine, db_name, coll_name, plan, hint=hint)
-        if id_contains_numeric_value(plan.value):
+        by_id = hint is None and isinstance(plan, EqualsCondition) and plan.field == "_id"
+        if not by_id or id_contains_numeric_value(plan.value):
             return select(engine, db_name, coll_name, plan, hint=hint)
         conn = engine._require_connection()
         return by_stored_key(  # the lookup mongoeco makes first; None is the answer for these ids

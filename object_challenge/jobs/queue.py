@@ -176,11 +176,8 @@ class JobQueue:
         return self.attributes(queue)
 
     # -- one job -----------------------------------------------------------
-    def live(self, job_id):
-        """The job's hash (queue, state, attempt, worker, lease_until, ...) or {}."""
-        return self.redis.hgetall(keys.job(job_id))
-
     def live_many(self, job_ids):
+        """{id: the job's hash (queue, state, attempt, worker, lease_until, ...) or {}}."""
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))

@@ -139,13 +139,6 @@ class JobStore:
                 found.update(d["_id"] for d in collection.find({"_id": {"$in": job_ids[i : i + chunk]}}, {"_id": 1}))
         return found
 
-    def final_state(self, job_id):
-        """The final state MongoDB has for the job, or None."""
-        for state, collection in self.final.items():
-            if collection.find_one({"_id": job_id}, {"_id": 1}) is not None:
-                return state
-        return None
-
     def owned(self, owner_id, limit, offset=0):
         """(jobs of ``owner_id``, newest first, ``limit`` from ``offset``; total)."""
         docs, total = [], 0

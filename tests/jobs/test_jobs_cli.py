@@ -3,6 +3,7 @@
 import json
 
 from helpers import auth
+from pymongo.collection import Collection
 
 USER, WORKER = auth("token_1"), auth("token_worker")
 JOB = {"job_title": "t", "tasks": [{"module": "echo", "data": 1}]}
@@ -42,15 +43,14 @@ def test_jobs_stats_counts_by_state(client, runner):
 
 def test_jobs_recover_asks_mongodb_per_collection_not_per_job(client, runner, redis, monkeypatch):
     """The scheduler runs it after every Redis restart: with 200 jobs queued on the MongoDB
-    stand-in under load, one final_state lookup per job made a recovery pass 18 s long."""
-    from object_challenge.jobs.store import JobStore
+    stand-in under load, one final-state lookup per job made a recovery pass 18 s long."""
 
     ids = [client.post("/newapi/queue", json=JOB, headers=USER).get_json()["job_id"] for _ in range(30)]
     assert runner.invoke(args=["jobs", "tick"]).exit_code == 0  # the recorder writes the records
     redis.flushdb()
-    lookups = []
-    real = JobStore.final_state
-    monkeypatch.setattr(JobStore, "final_state", lambda self, job_id: lookups.append(job_id) or real(self, job_id))
+    lookups = []  # one-document reads (find_one), as a per-job check of the final collections made
+    real = Collection.find_one
+    monkeypatch.setattr(Collection, "find_one", lambda self, *a, **kw: lookups.append(a) or real(self, *a, **kw))
     result = runner.invoke(args=["jobs", "recover"])
     assert result.exit_code == 0 and "30 jobs recovered" in result.output
     assert lookups == []
